@@ -1,0 +1,49 @@
+"""chat-mcp-primer: workspace MCP tools, callable in the same chat turn that provisioned the workspace."""
+
+from chat_mcp_primer.chatloop import StopReason
+from chat_mcp_primer.clock import Clock, SystemClock
+from chat_mcp_primer.events import Event
+from chat_mcp_primer.model import (
+    Attachment,
+    Chat,
+    Message,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    Tool,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    WorkspaceBinding,
+)
+from chat_mcp_primer.runtime import ChatRuntime, RuntimeClosedError, TurnResult
+from chat_mcp_primer.workspace import AgentMcp, McpEndpoint, WorkspaceMcpSource
+from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, ToolCache, TurnWorkspace
+
+__all__ = [
+    "AgentMcp",
+    "Attachment",
+    "Chat",
+    "ChatRuntime",
+    "Clock",
+    "Event",
+    "McpEndpoint",
+    "MemoryToolCache",
+    "Message",
+    "Model",
+    "ModelRequest",
+    "ModelResponse",
+    "PrimerSettings",
+    "RuntimeClosedError",
+    "StopReason",
+    "SystemClock",
+    "Tool",
+    "ToolCache",
+    "ToolCall",
+    "ToolResult",
+    "ToolSpec",
+    "TurnResult",
+    "TurnWorkspace",
+    "WorkspaceBinding",
+    "WorkspaceMcpSource",
+]

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import anyio
+
+from chat_mcp_primer.events import Events
+from chat_mcp_primer.model import Message, Model, ModelRequest, Tool, ToolCall, ToolResult, ToolSpec
+
+# The reference caps a turn at 1200 steps: far beyond any sensible task, it only stops a model that
+# loops forever from running up an unbounded bill.
+DEFAULT_MAX_STEPS = 1200
+
+PrepareTools = Callable[[Sequence[Tool]], Awaitable[Sequence[Tool] | None]]
+
+
+class StopReason(StrEnum):
+    COMPLETED = "completed"  # the model answered without tool calls
+    STEP_LIMIT = "step_limit"
+
+
+@dataclass(frozen=True, slots=True)
+class LoopResult:
+    messages: tuple[Message, ...]  # the messages this turn added, in order
+    steps: int
+    stop_reason: StopReason
+    tools: tuple[Tool, ...]  # the tool list after the last step
+
+    @property
+    def final_text(self) -> str:
+        for message in reversed(self.messages):
+            if message.role == "assistant":
+                return message.text
+        return ""
+
+
+def decode_arguments(raw: str) -> dict[str, object] | str:
+    """The call's arguments as a JSON object, or the error text the model gets back."""
+    try:
+        decoded = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as exc:
+        return f"invalid JSON input: {exc.msg} at position {exc.pos}"
+    if not isinstance(decoded, dict):
+        return f"invalid JSON input: arguments must be a JSON object, not {type(decoded).__name__}"
+    return decoded
+
+
+async def _run_call(call: ToolCall, tools: dict[str, Tool], events: Events) -> ToolResult:
+    tool = tools.get(call.name)
+    if tool is None:
+        events.emit("tool.unknown", tool=call.name)
+        return ToolResult.error(f"unknown tool {call.name!r}; call one of the tools you were offered")
+    arguments = decode_arguments(call.arguments)
+    if isinstance(arguments, str):
+        events.emit("tool.bad_arguments", tool=call.name)
+        return ToolResult.error(arguments)
+    try:
+        result = await tool.call(arguments)
+    except Exception as exc:
+        events.emit("tool.raised", tool=call.name, error_type=type(exc).__name__)
+        return ToolResult.error(f"tool {call.name!r} failed: {type(exc).__name__}: {exc}")
+    events.emit("tool.called", tool=call.name, is_error=result.is_error)
+    return result
+
+
+async def _run_into(
+    results: list[ToolResult | None], index: int, call: ToolCall, tools: dict[str, Tool], events: Events
+) -> None:
+    results[index] = await _run_call(call, tools, events)
+
+
+async def run_loop(
+    model: Model,
+    history: Sequence[Message],
+    tools: Sequence[Tool],
+    *,
+    prepare_tools: PrepareTools | None = None,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    events: Events,
+) -> LoopResult:
+    """Run model steps until the model answers without tool calls, or ``max_steps`` steps ran.
+
+    Before every step ``prepare_tools`` (if given) sees the current tool list; a non-None answer
+    replaces it, and the new tools are offered and callable in that very step. The tool calls of one
+    step run concurrently; their results are appended in the order the model asked. A tool that raises
+    produces an error result; cancellation propagates.
+    """
+    if max_steps < 1:
+        raise ValueError("max_steps must be at least 1")
+    current: list[Tool] = list(tools)
+    by_name = {tool.spec.name: tool for tool in current}
+    specs: tuple[ToolSpec, ...] = tuple(tool.spec for tool in current)
+    added: list[Message] = []
+    for step in range(max_steps):
+        if prepare_tools is not None:
+            replacement = await prepare_tools(tuple(current))
+            if replacement is not None:
+                current = list(replacement)
+                by_name = {tool.spec.name: tool for tool in current}
+                specs = tuple(tool.spec for tool in current)
+        events.emit("step.started", step=step, tools=len(specs))
+        response = await model.respond(ModelRequest(messages=(*history, *added), tools=specs, step=step))
+        added.append(Message.assistant(response.text, response.tool_calls))
+        if not response.tool_calls:
+            return LoopResult(tuple(added), step + 1, StopReason.COMPLETED, tuple(current))
+        results: list[ToolResult | None] = [None] * len(response.tool_calls)
+        async with anyio.create_task_group() as group:
+            for index, call in enumerate(response.tool_calls):
+                group.start_soon(_run_into, results, index, call, by_name, events)
+        for call, result in zip(response.tool_calls, results, strict=True):
+            assert result is not None
+            added.append(Message.tool(call, result))
+    events.emit("turn.step_limit", steps=max_steps)
+    return LoopResult(tuple(added), max_steps, StopReason.STEP_LIMIT, tuple(current))

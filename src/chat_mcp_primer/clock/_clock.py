@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import anyio
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """The source of time for everything the library waits on.
+
+    Tags name a wait (``"primer", "backoff"``) so a test clock can trap it; a real clock ignores them.
+    Both sleeps are cancellable and return no earlier than their deadline.
+    """
+
+    def now(self) -> float:
+        """Seconds on a monotonic scale; only differences are meaningful."""
+        ...
+
+    async def sleep(self, seconds: float, *tags: str) -> None:
+        """Wait ``seconds`` from now."""
+        ...
+
+    async def sleep_until(self, deadline: float, *tags: str) -> None:
+        """Wait until ``now() >= deadline``; returns at once when the deadline has passed."""
+        ...
+
+
+class SystemClock:
+    """The real clock: anyio's event-loop time, so it follows whatever clock the loop runs on."""
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep(self, seconds: float, *tags: str) -> None:
+        await anyio.sleep(seconds)
+
+    async def sleep_until(self, deadline: float, *tags: str) -> None:
+        await anyio.sleep_until(deadline)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"

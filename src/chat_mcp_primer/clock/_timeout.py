@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import anyio
+
+from chat_mcp_primer.clock._clock import Clock
+
+T = TypeVar("T")
+
+
+async def run_with_timeout(clock: Clock, seconds: float, call: Callable[[], Awaitable[T]], *tags: str) -> T:
+    """Run ``call`` and return its result, or raise `TimeoutError` once ``seconds`` pass on ``clock``.
+
+    The timer is a tagged sleep on the injected clock, so a test clock decides when it fires. ``call``
+    runs in a child task; its exception is re-raised as is (never wrapped in a group), and cancelling the
+    caller cancels it. A call that finishes in the same instant the timer fires counts as finished.
+    """
+    outcome: list[T] = []
+    failure: list[Exception] = []
+
+    async with anyio.create_task_group() as group:
+
+        async def run_call() -> None:
+            try:
+                outcome.append(await call())
+            except Exception as exc:  # handed back to the caller unwrapped, below
+                failure.append(exc)
+            finally:
+                group.cancel_scope.cancel()
+
+        async def expire() -> None:
+            await clock.sleep(seconds, *tags)
+            group.cancel_scope.cancel()
+
+        group.start_soon(run_call)
+        group.start_soon(expire)
+
+    if failure:
+        raise failure[0]
+    if outcome:
+        return outcome[0]
+    raise TimeoutError(f"timed out after {seconds:g} s")

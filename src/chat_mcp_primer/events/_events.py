@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import structlog
+
+_logger = structlog.get_logger("chat_mcp_primer")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One named fact, such as ``primer.attempt`` with ``attempt=3 outcome="empty"``.
+
+    Names are a stable vocabulary that tests and dashboards may rely on. Fields never carry secrets: the
+    emitters pass identifiers, counts and outcomes, never tokens, headers or URLs with credentials.
+    """
+
+    name: str
+    at: float
+    fields: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+EventHandler = Callable[[Event], None]
+
+
+class Events:
+    """Emits events to structlog and to an optional handler (the runtime's ``on_event``).
+
+    The handler runs inline and must be quick; an exception it raises is logged and swallowed, so a
+    faulty dashboard hook cannot break a turn.
+    """
+
+    __slots__ = ("_handler", "_now")
+
+    def __init__(self, now: Callable[[], float], handler: EventHandler | None = None) -> None:
+        self._now = now
+        self._handler = handler
+
+    def emit(self, name: str, /, **fields: Any) -> None:
+        _logger.debug(name, **fields)
+        if self._handler is None:
+            return
+        event = Event(name=name, at=self._now(), fields=MappingProxyType(fields))
+        try:
+            self._handler(event)
+        except Exception as exc:
+            _logger.warning("events.handler_failed", event=name, error_type=type(exc).__name__)

@@ -1,0 +1,5 @@
+"""`ChatRuntime`: wires the chat loop, workspace tools and workspace MCP discovery into turns."""
+
+from chat_mcp_primer.runtime._runtime import ChatRuntime, RuntimeClosedError, TurnResult, WorkspaceToolsFactory
+
+__all__ = ["ChatRuntime", "RuntimeClosedError", "TurnResult", "WorkspaceToolsFactory"]

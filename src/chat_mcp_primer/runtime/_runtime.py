@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+import anyio
+
+from chat_mcp_primer.chatloop import DEFAULT_MAX_STEPS, StopReason, run_loop
+from chat_mcp_primer.clock import Clock, SystemClock
+from chat_mcp_primer.events import EventHandler, Events
+from chat_mcp_primer.model import Chat, Message, Model, Tool
+from chat_mcp_primer.workspace import WorkspaceMcpSource
+from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, ToolCache, TurnWorkspace
+
+WorkspaceToolsFactory = Callable[[TurnWorkspace], Sequence[Tool]]
+"""Builds the workspace-provisioning tools of one turn, bound to that turn's `TurnWorkspace`."""
+
+
+class RuntimeClosedError(RuntimeError):
+    """The runtime is closed, or was closed while the turn ran."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    chat: Chat  # the chat after the turn: its messages and its current workspace binding
+    added: tuple[Message, ...]  # the messages this turn added, starting with the user's
+    steps: int
+    stop_reason: StopReason
+
+    @property
+    def text(self) -> str:
+        """The model's last answer."""
+        for message in reversed(self.added):
+            if message.role == "assistant":
+                return message.text
+        return ""
+
+
+class ChatRuntime:
+    """Runs chat turns whose tools can provision workspaces and use the MCP tools inside them.
+
+    Use as an async context manager (or call `aclose`). Every turn owns its background work (the
+    primer, MCP sessions) and ends it before `run_turn` returns; `aclose` cancels turns still running
+    and waits until they have.
+
+    ``backend`` tells discovery which agent and MCP endpoints a chat's workspace has; without one,
+    chats get no workspace MCP tools. ``workspace_tools`` builds the provisioning tools of a turn (only
+    root chats get them). ``tools`` are the built-in tools offered in every turn; their names are never
+    given to a workspace tool.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        backend: WorkspaceMcpSource | None = None,
+        tools: Sequence[Tool] = (),
+        workspace_tools: WorkspaceToolsFactory | None = None,
+        clock: Clock | None = None,
+        primer: PrimerSettings | None = None,
+        cache: ToolCache | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        on_event: EventHandler | None = None,
+    ) -> None:
+        self.model = model
+        self.backend = backend
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.primer = primer if primer is not None else PrimerSettings()
+        self.cache: ToolCache = cache if cache is not None else MemoryToolCache()
+        self.max_steps = max_steps
+        self.events = Events(self.clock.now, on_event)
+        self._tools = tuple(tools)
+        self._workspace_tools = workspace_tools
+        self._turns: set[anyio.CancelScope] = set()
+        self._idle: anyio.Event | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> ChatRuntime:
+        if self._closed:
+            raise RuntimeClosedError("a closed ChatRuntime cannot be entered again")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def active_turns(self) -> int:
+        return len(self._turns)
+
+    async def aclose(self) -> None:
+        """Refuse new turns, cancel the running ones, and return once all of them have ended."""
+        self._closed = True
+        for scope in list(self._turns):
+            scope.cancel()
+        if self._turns:
+            self._idle = self._idle or anyio.Event()
+            await self._idle.wait()
+
+    async def run_turn(self, chat: Chat, text: str) -> TurnResult:
+        """Run one turn: the user's ``text``, then model steps until it answers without tool calls.
+
+        Returns the updated chat. Raises `RuntimeClosedError` if the runtime is closed, or closed while
+        the turn runs. Cancelling the caller cancels the turn and its background work.
+        """
+        if self._closed:
+            raise RuntimeClosedError("the ChatRuntime is closed")
+        user_message = Message.user(text)
+        scope = anyio.CancelScope()
+        self._turns.add(scope)
+        self.events.emit("turn.started", chat_id=chat.id)
+        try:
+            with scope:
+                result = await self._run(chat, user_message)
+            if scope.cancelled_caught:
+                raise RuntimeClosedError("the ChatRuntime was closed during the turn")
+        finally:
+            self._turns.discard(scope)
+            if not self._turns and self._idle is not None:
+                self._idle.set()
+        self.events.emit("turn.ended", chat_id=chat.id, steps=result.steps, stop_reason=result.stop_reason)
+        return result
+
+    async def _run(self, chat: Chat, user_message: Message) -> TurnResult:
+        builtin = list(self._tools)
+        async with TurnWorkspace(
+            chat_id=chat.id,
+            binding=chat.workspace,
+            source=self.backend or _NoWorkspaces(),
+            cache=self.cache,
+            clock=self.clock,
+            settings=self.primer,
+            events=self.events,
+            reserved_names=[tool.spec.name for tool in builtin],
+        ) as workspace:
+            if self._workspace_tools is not None and chat.is_root:
+                provisioning = list(self._workspace_tools(workspace))
+                builtin.extend(provisioning)
+                workspace.reserve_names(tool.spec.name for tool in provisioning)
+            history = (*chat.messages, user_message)
+            loop = await run_loop(
+                self.model,
+                history,
+                builtin,
+                prepare_tools=workspace.prepare_tools if self.backend is not None else None,
+                max_steps=self.max_steps,
+                events=self.events,
+            )
+            binding = workspace.binding
+        added = (user_message, *loop.messages)
+        updated = chat.with_messages((*chat.messages, *added)).with_workspace(binding)
+        return TurnResult(chat=updated, added=added, steps=loop.steps, stop_reason=loop.stop_reason)
+
+
+class _NoWorkspaces:
+    """Stands in when the runtime has no backend: no chat ever has an agent."""
+
+    async def current_agent(self, binding: object) -> None:
+        return None

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import anyio
+import mcp_types
+from mcp.server import Server
+
+from chat_mcp_primer.clock import Clock
+from chat_mcp_primer.testing._serving import LoopbackServer
+from chat_mcp_primer.workspace import McpEndpoint
+
+# How long `wait_until_idle` gives the server thread to notice closed sockets: 5 s in 10 ms polls,
+# far more than loopback needs even on a loaded machine.
+_IDLE_POLLS = 500
+_IDLE_POLL_S = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDef:
+    """A tool a `WorkspaceMCPServer` lists. ``input_schema`` is sent as is, even when invalid."""
+
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+def echo_tools(*names: str) -> list[ToolDef]:
+    return [ToolDef(name=name, description=f"The {name} tool.") for name in names]
+
+
+class WorkspaceMCPServer:
+    """A scriptable MCP server over real Streamable HTTP on loopback, standing in for a workspace server.
+
+    Its behaviour is a pure function of a clock's ``now()`` read when a request arrives, so a fake
+    clock drives it exactly with no background task:
+
+    - ``ready_at``: until then it lists no tools (a server whose backends are still connecting);
+    - ``page_size``: paginate listings; ``cursor_loop``: hand back the same cursor forever;
+    - ``hang_listing``: never answer ``tools/list``; ``fail_listing``: answer it with an error.
+
+    Calling a tool answers with a text naming the tool and its arguments. Counters (``list_calls``,
+    ``call_calls``, `open_connections`) let tests assert what the client did.
+    """
+
+    def __init__(
+        self,
+        tools: Sequence[ToolDef],
+        *,
+        name: str = "workspace",
+        clock: Clock | None = None,
+        ready_at: float | None = None,
+        page_size: int | None = None,
+        cursor_loop: bool = False,
+        hang_listing: bool = False,
+        fail_listing: bool = False,
+        on_call: Callable[[str, dict[str, Any]], mcp_types.CallToolResult] | None = None,
+    ) -> None:
+        self.tools = list(tools)
+        self.name = name
+        self.clock = clock
+        self.ready_at = ready_at
+        self.page_size = page_size
+        self.cursor_loop = cursor_loop
+        self.hang_listing = hang_listing
+        self.fail_listing = fail_listing
+        self.on_call = on_call
+        self.list_calls = 0
+        self.call_calls = 0
+        self._lock = threading.Lock()
+        self._serving: LoopbackServer | None = None
+
+    # -- behaviour ---------------------------------------------------------------------------------
+
+    def _ready(self) -> bool:
+        if self.ready_at is None:
+            return True
+        now = self.clock.now() if self.clock is not None else 0.0
+        return now >= self.ready_at
+
+    def _listed(self) -> list[mcp_types.Tool]:
+        return [
+            mcp_types.Tool(name=tool.name, description=tool.description, input_schema=tool.input_schema)
+            for tool in self.tools
+        ]
+
+    async def _list_tools(self, ctx: Any, params: mcp_types.PaginatedRequestParams | None) -> mcp_types.ListToolsResult:
+        with self._lock:
+            self.list_calls += 1
+        if self.hang_listing:
+            await anyio.sleep_forever()
+        if self.fail_listing:
+            raise RuntimeError("listing failed on purpose")
+        if not self._ready():
+            return mcp_types.ListToolsResult(tools=[])
+        tools = self._listed()
+        if self.cursor_loop:
+            return mcp_types.ListToolsResult(tools=tools[:1], next_cursor="again")
+        if self.page_size is None:
+            return mcp_types.ListToolsResult(tools=tools)
+        start = int(params.cursor) if params is not None and params.cursor else 0
+        end = start + self.page_size
+        return mcp_types.ListToolsResult(tools=tools[start:end], next_cursor=str(end) if end < len(tools) else None)
+
+    async def _call_tool(self, ctx: Any, params: mcp_types.CallToolRequestParams) -> mcp_types.CallToolResult:
+        with self._lock:
+            self.call_calls += 1
+        arguments = dict(params.arguments or {})
+        if self.on_call is not None:
+            return self.on_call(params.name, arguments)
+        return mcp_types.CallToolResult(
+            content=[mcp_types.TextContent(type="text", text=f"{params.name} called with {arguments}")]
+        )
+
+    # -- serving -----------------------------------------------------------------------------------
+
+    def _app(self) -> Any:
+        server = Server(name=self.name, on_list_tools=self._list_tools, on_call_tool=self._call_tool)
+        return server.streamable_http_app(streamable_http_path="/mcp")
+
+    @property
+    def url(self) -> str:
+        if self._serving is None:
+            raise RuntimeError("the server is not running")
+        return f"{self._serving.base_url}/mcp"
+
+    @property
+    def open_connections(self) -> int:
+        return self._serving.open_connections if self._serving is not None else 0
+
+    async def wait_until_idle(self) -> None:
+        """Wait until no connection is open to this server.
+
+        The server notices a closed socket in its own thread a moment after the client closed it, so
+        this polls (in real time, bounded) instead of asserting at once.
+        """
+        for _ in range(_IDLE_POLLS):
+            if self.open_connections == 0:
+                return
+            await anyio.sleep(_IDLE_POLL_S)
+        raise AssertionError(f"{self.open_connections} connection(s) still open to {self.name!r}")
+
+    def endpoint(self, server: str | None = None) -> McpEndpoint:
+        """How a workspace would expose this server: an endpoint named ``server`` (default its name)."""
+        return McpEndpoint(server=server or self.name, url=self.url)
+
+    def start(self) -> WorkspaceMCPServer:
+        self._serving = LoopbackServer(self._app).start()
+        return self
+
+    def stop(self) -> None:
+        if self._serving is not None:
+            with contextlib.suppress(RuntimeError):
+                self._serving.stop()
+            self._serving = None
+
+    def __enter__(self) -> WorkspaceMCPServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

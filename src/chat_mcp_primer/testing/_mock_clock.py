@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import anyio
+import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from chat_mcp_primer._tasks import BackgroundTasks
+
+
+class MockClockError(AssertionError):
+    """A test drove the clock in a way that would skip a pending deadline, or had nothing to advance to."""
+
+
+@dataclass(eq=False, slots=True)
+class _Sleeper:
+    deadline: float
+    order: int
+    tags: tuple[str, ...]
+    woken: anyio.Event = field(default_factory=anyio.Event)
+    resumed: anyio.Event = field(default_factory=anyio.Event)
+
+
+@dataclass(eq=False, slots=True)
+class TrappedCall:
+    """A sleep caught by a trap. The sleeping task is blocked until `release` is called."""
+
+    tags: tuple[str, ...]
+    deadline: float
+    _released: anyio.Event = field(default_factory=anyio.Event)
+
+    def release(self) -> None:
+        self._released.set()
+
+
+class Trap:
+    """Catches every sleep whose tags include all of the trap's tags, until closed.
+
+    A caught sleep blocks before its timer is armed, so once `wait` has returned the call, the test knows
+    the code reached that wait, and can move time knowing what will fire.
+    """
+
+    def __init__(self, tags: tuple[str, ...]) -> None:
+        self.tags = tags
+        self._send: MemoryObjectSendStream[TrappedCall]
+        self._receive: MemoryObjectReceiveStream[TrappedCall]
+        self._send, self._receive = anyio.create_memory_object_stream[TrappedCall](math.inf)
+        self._caught: list[TrappedCall] = []
+        self.closed = False
+
+    @property
+    def caught(self) -> int:
+        """How many calls this trap has caught."""
+        return len(self._caught)
+
+    def matches(self, tags: tuple[str, ...]) -> bool:
+        return not self.closed and all(tag in tags for tag in self.tags)
+
+    async def wait(self) -> TrappedCall:
+        """The next caught call, in the order they were made."""
+        return await self._receive.receive()
+
+    def _catch(self, call: TrappedCall) -> None:
+        self._caught.append(call)
+        self._send.send_nowait(call)
+
+    def close(self) -> None:
+        """Stop catching, and release every call caught so far."""
+        self.closed = True
+        for call in self._caught:
+            call.release()
+        self._send.close()
+        self._receive.close()
+
+
+class MockClock:
+    """A `Clock` whose time moves only when the test moves it, for exact, instant schedules.
+
+    ``now()`` is exact. Sleeps carry tags; `trap` catches them. `advance` moves time, never past the
+    next pending deadline, and returns once the sleepers due by then have woken. `advance_next` jumps to
+    the next deadline. `autojump` moves time by itself whenever every task is blocked. A cancelled
+    sleeper leaves no trace. Works on asyncio and trio.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._sleepers: set[_Sleeper] = set()
+        self._traps: list[Trap] = []
+        self._order = itertools.count()
+        self._sleeper_added = anyio.Event()
+        self.sleeps = 0
+
+    # -- the Clock protocol ------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float, *tags: str) -> None:
+        await self.sleep_until(self._now + seconds, *tags)
+
+    async def sleep_until(self, deadline: float, *tags: str) -> None:
+        self.sleeps += 1
+        for trap in self._traps:
+            if trap.matches(tags):
+                call = TrappedCall(tags=tags, deadline=deadline)
+                trap._catch(call)
+                await call._released.wait()
+                break
+        if deadline <= self._now:
+            await anyio.lowlevel.checkpoint()
+            return
+        sleeper = _Sleeper(deadline=deadline, order=next(self._order), tags=tags)
+        self._sleepers.add(sleeper)
+        self._sleeper_added.set()
+        try:
+            await sleeper.woken.wait()
+        finally:
+            self._sleepers.discard(sleeper)
+            sleeper.resumed.set()
+
+    # -- driving time ------------------------------------------------------------------------------
+
+    def peek(self) -> float | None:
+        """Seconds until the next pending deadline, or None when nothing sleeps."""
+        if not self._sleepers:
+            return None
+        return max(0.0, min(s.deadline for s in self._sleepers) - self._now)
+
+    @property
+    def pending(self) -> tuple[tuple[str, ...], ...]:
+        """The tags of the pending sleeps, earliest deadline first."""
+        return tuple(s.tags for s in sorted(self._sleepers, key=lambda s: (s.deadline, s.order)))
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` and wake the sleepers due by then.
+
+        Raises `MockClockError` if a pending deadline lies before the target: advance to it first
+        (`advance_next`), so no timer is skipped.
+        """
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        target = self._now + seconds
+        wait = self.peek()
+        if wait is not None and self._now + wait < target:
+            raise MockClockError(
+                f"advance({seconds:g}) would jump past a pending deadline {wait:g} s from now "
+                f"(tags {self.pending[0]}); advance to it first"
+            )
+        self._now = target
+        await self._wake_due()
+
+    async def advance_next(self) -> float:
+        """Jump to the next pending deadline, wake the sleepers due, and return the seconds moved."""
+        wait = self.peek()
+        if wait is None:
+            raise MockClockError("advance_next() with nothing sleeping")
+        await self.advance(wait)
+        return wait
+
+    async def _wake_due(self) -> None:
+        due = sorted((s for s in self._sleepers if s.deadline <= self._now), key=lambda s: (s.deadline, s.order))
+        for sleeper in due:
+            sleeper.woken.set()
+        for sleeper in due:
+            await sleeper.resumed.wait()
+
+    # -- traps and autojump ------------------------------------------------------------------------
+
+    @contextmanager
+    def trap(self, *tags: str) -> Iterator[Trap]:
+        """Catch the sleeps tagged with all of ``tags`` while the block runs; releases them on exit."""
+        trap = Trap(tags)
+        self._traps.append(trap)
+        try:
+            yield trap
+        finally:
+            self._traps.remove(trap)
+            trap.close()
+
+    def autojump(self) -> _Autojump:
+        """``async with clock.autojump():`` jump to the next deadline whenever every task is blocked.
+
+        For end-to-end tests whose waits are all on this clock. Real I/O counts as blocked too, so do
+        not combine it with a real server whose slowness must not look like a timeout.
+        """
+        return _Autojump(self)
+
+    async def _jump_when_idle(self) -> None:
+        while True:
+            await anyio.wait_all_tasks_blocked()
+            if self._sleepers:
+                await self.advance_next()
+            else:
+                self._sleeper_added = anyio.Event()
+                await self._sleeper_added.wait()
+
+
+class _Autojump:
+    def __init__(self, clock: MockClock) -> None:
+        self._clock = clock
+        self._tasks = BackgroundTasks()
+
+    async def __aenter__(self) -> MockClock:
+        await self._tasks.__aenter__()
+        self._tasks.start_soon(self._clock._jump_when_idle)
+        return self._clock
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._tasks.__aexit__(exc_type, exc, traceback)

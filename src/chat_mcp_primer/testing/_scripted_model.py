@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeAlias
+
+from chat_mcp_primer.model import ModelRequest, ModelResponse, ToolCall
+
+ScriptStep: TypeAlias = (
+    ModelResponse | Callable[[ModelRequest], ModelResponse] | Callable[[ModelRequest], Awaitable[ModelResponse]]
+)
+
+
+class ScriptExhaustedError(AssertionError):
+    """The model was asked for more steps than its script has."""
+
+
+def call(name: str, arguments: str = "{}", *, call_id: str | None = None) -> ToolCall:
+    """A tool call for a script; ids are generated when not given."""
+    return ToolCall(id=call_id or f"call-{next(_ids)}", name=name, arguments=arguments)
+
+
+_ids = itertools.count(1)
+
+
+class ScriptedModel:
+    """A `Model` that plays a script, one entry per step, and records what it was offered.
+
+    An entry is a `ModelResponse`, or a function of the `ModelRequest` returning one (sync or async),
+    for a model that reacts to the tools it sees. `offered[i]` lists the tool names offered at step i,
+    across every turn the model played.
+    """
+
+    def __init__(self, script: Sequence[ScriptStep]) -> None:
+        self._script = list(script)
+        self.requests: list[ModelRequest] = []
+
+    @property
+    def offered(self) -> list[tuple[str, ...]]:
+        return [request.tool_names for request in self.requests]
+
+    def first_step_offering(self, predicate: Callable[[str], bool]) -> int | None:
+        """The index of the first recorded step that offered a tool name matching ``predicate``."""
+        for index, names in enumerate(self.offered):
+            if any(predicate(name) for name in names):
+                return index
+        return None
+
+    async def respond(self, request: ModelRequest) -> ModelResponse:
+        position = len(self.requests)
+        self.requests.append(request)
+        if position >= len(self._script):
+            raise ScriptExhaustedError(f"the script has {len(self._script)} steps; step {position + 1} was asked")
+        entry = self._script[position]
+        if isinstance(entry, ModelResponse):
+            return entry
+        answer = entry(request)
+        if isinstance(answer, ModelResponse):
+            return answer
+        return await answer

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+# Generous: a loaded CI machine can take a while to import and start an app in a fresh thread.
+_STARTUP_TIMEOUT_S = 30.0
+_STARTUP_POLL_S = 0.005
+
+
+class LoopbackServer:
+    """Serves an ASGI app with uvicorn on a fresh 127.0.0.1 port, in a thread of its own.
+
+    ``app_factory`` is called in that thread, so the app's synchronisation primitives belong to the
+    server's own asyncio loop. Thus the app serves tests on either anyio backend, and a test's fake clock
+    can be read by the app without any background task. Use as a (sync) context manager.
+    """
+
+    def __init__(self, app_factory: Callable[[], Any], *, graceful_shutdown_s: int = 1) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
+        config = uvicorn.Config(
+            app_factory,
+            factory=True,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=graceful_shutdown_s,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, name=f"loopback-server-{self.port}", daemon=True)
+        self._failure: BaseException | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        """TCP connections currently open to this server."""
+        return len(self._server.server_state.connections)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._server.serve(sockets=[self._socket]))
+        except BaseException as exc:  # reported by start()/stop() in the test's thread
+            self._failure = exc
+
+    def start(self) -> LoopbackServer:
+        self._thread.start()
+        waited = threading.Event()
+        elapsed = 0.0
+        while not self._server.started:
+            if self._failure is not None or not self._thread.is_alive():
+                raise RuntimeError(f"server on port {self.port} failed to start") from self._failure
+            if elapsed > _STARTUP_TIMEOUT_S:
+                raise RuntimeError(f"server on port {self.port} did not start in {_STARTUP_TIMEOUT_S} s")
+            waited.wait(_STARTUP_POLL_S)
+            elapsed += _STARTUP_POLL_S
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=_STARTUP_TIMEOUT_S)
+        self._socket.close()
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

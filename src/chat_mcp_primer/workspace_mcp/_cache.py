@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from chat_mcp_primer.workspace_mcp._listing import RemoteTool
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    """One MCP server of one agent of one workspace: the unit a listing is cached for."""
+
+    workspace_id: str
+    agent_id: str
+    server: str
+
+
+class ToolCache(Protocol):
+    """Where complete, non-empty tool listings are kept between attempts, steps, turns and chats.
+
+    Every key carries a generation. A fetch reads the generation before it starts and hands it to
+    `put`; an invalidation in between bumps it, so the stale fetch is refused instead of written back.
+    """
+
+    async def get(self, key: CacheKey) -> tuple[RemoteTool, ...] | None: ...
+
+    async def generation(self, key: CacheKey) -> int: ...
+
+    async def put(self, key: CacheKey, tools: tuple[RemoteTool, ...], generation: int) -> bool:
+        """Store ``tools``; False (nothing stored) when empty or when ``generation`` is no longer current."""
+        ...
+
+    async def invalidate(self, key: CacheKey) -> None:
+        """Drop the entry and bump its generation (a rebuild, an update, ``tools/list_changed``)."""
+        ...
+
+    async def invalidate_workspace(self, workspace_id: str) -> None:
+        """Invalidate every key of a workspace (its agent changed, or it was deleted)."""
+        ...
+
+
+class MemoryToolCache:
+    """A `ToolCache` in process memory, shared by every chat of one `ChatRuntime`."""
+
+    def __init__(self) -> None:
+        self._entries: dict[CacheKey, tuple[RemoteTool, ...]] = {}
+        self._generations: dict[CacheKey, int] = {}
+
+    async def get(self, key: CacheKey) -> tuple[RemoteTool, ...] | None:
+        return self._entries.get(key)
+
+    async def generation(self, key: CacheKey) -> int:
+        return self._generations.setdefault(key, 0)
+
+    async def put(self, key: CacheKey, tools: tuple[RemoteTool, ...], generation: int) -> bool:
+        if not tools or self._generations.get(key, 0) != generation:
+            return False
+        self._entries[key] = tools
+        return True
+
+    async def invalidate(self, key: CacheKey) -> None:
+        self._entries.pop(key, None)
+        self._generations[key] = self._generations.get(key, 0) + 1
+
+    async def invalidate_workspace(self, workspace_id: str) -> None:
+        for key in [k for k in self._generations if k.workspace_id == workspace_id]:
+            await self.invalidate(key)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import anyio
+import mcp_types
+
+from chat_mcp_primer.clock import Clock, run_with_timeout
+from chat_mcp_primer.events import Events
+from chat_mcp_primer.workspace import AgentMcp, McpEndpoint
+from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
+from chat_mcp_primer.workspace_mcp._listing import RemoteTool, clean_listing
+from chat_mcp_primer.workspace_mcp._sessions import McpSession, McpSessions, describe_failure
+from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
+
+LIST_TAGS = ("workspace-mcp", "list")
+
+
+class Outcome(StrEnum):
+    """How one discovery attempt ended."""
+
+    OK = "ok"  # every endpoint listed tools
+    PARTIAL = "partial"  # some endpoints listed tools, others not yet
+    EMPTY = "empty"  # reachable, but nothing listed yet
+    ERROR = "error"  # no endpoint listed tools, and at least one failed
+    NO_AGENT = "no_agent"  # the workspace has no agent right now (stopped, still building)
+    NO_ENDPOINTS = "no_endpoints"  # the agent exposes no MCP server: confirmed empty
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryResult:
+    outcome: Outcome
+    tools: tuple[RemoteTool, ...] = ()
+    agent: AgentMcp | None = None
+    # Servers that were asked over the network in this attempt (cache hits are not counted).
+    fetched: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing is left to discover for this agent."""
+        return self.outcome in (Outcome.OK, Outcome.NO_ENDPOINTS)
+
+
+class ListingError(Exception):
+    """A server's listing could not be completed (page cap, repeated cursor)."""
+
+
+async def list_all_tools(session: McpSession, max_pages: int) -> list[mcp_types.Tool]:
+    """Every page of a server's listing, or `ListingError`: a partial listing is never returned."""
+    tools: list[mcp_types.Tool] = []
+    cursors_seen: set[str] = set()
+    cursor: str | None = None
+    for _ in range(max_pages):
+        page = await session.list_tools_page(cursor)
+        tools.extend(page.tools)
+        cursor = page.next_cursor
+        if cursor is None:
+            return tools
+        if cursor in cursors_seen:
+            raise ListingError("the server repeated a pagination cursor")
+        cursors_seen.add(cursor)
+    raise ListingError(f"the listing did not end within {max_pages} pages")
+
+
+class Discovery:
+    """One discovery attempt for an agent's MCP servers. `attempt` never raises.
+
+    Servers whose complete listing is cached are answered from the cache with no network traffic; the
+    others are dialled (within ``dial_timeout``) and listed in full (within ``discovery_timeout``),
+    concurrently. Only non-empty, complete listings are cached, under the generation read before the
+    fetch started.
+    """
+
+    def __init__(
+        self, sessions: McpSessions, cache: ToolCache, clock: Clock, settings: PrimerSettings, events: Events
+    ) -> None:
+        self._sessions = sessions
+        self._cache = cache
+        self._clock = clock
+        self._settings = settings
+        self._events = events
+
+    async def attempt(self, agent: AgentMcp) -> DiscoveryResult:
+        if not agent.endpoints:
+            return DiscoveryResult(Outcome.NO_ENDPOINTS, agent=agent)
+        per_server: dict[str, tuple[RemoteTool, ...] | None] = {}
+        failed: list[str] = []
+        fetched: list[str] = []
+
+        async def discover_server(endpoint: McpEndpoint) -> None:
+            key = CacheKey(agent.workspace_id, agent.agent_id, endpoint.server)
+            cached = await self._cache.get(key)
+            if cached:
+                self._events.emit("discovery.cache_hit", server=endpoint.server, agent_id=agent.agent_id)
+                per_server[endpoint.server] = cached
+                return
+            fetched.append(endpoint.server)
+            tools = await self._fetch(key, endpoint)
+            if tools is None:
+                failed.append(endpoint.server)
+            per_server[endpoint.server] = tools or None
+
+        async with anyio.create_task_group() as group:
+            for endpoint in agent.endpoints:
+                group.start_soon(discover_server, endpoint)
+
+        tools = tuple(tool for endpoint in agent.endpoints for tool in (per_server.get(endpoint.server) or ()))
+        listed = sum(1 for endpoint in agent.endpoints if per_server.get(endpoint.server))
+        if listed == len(agent.endpoints):
+            outcome = Outcome.OK
+        elif listed:
+            outcome = Outcome.PARTIAL
+        elif failed:
+            outcome = Outcome.ERROR
+        else:
+            outcome = Outcome.EMPTY
+        return DiscoveryResult(outcome, tools=tools, agent=agent, fetched=tuple(fetched))
+
+    async def _fetch(self, key: CacheKey, endpoint: McpEndpoint) -> tuple[RemoteTool, ...] | None:
+        """The server's usable tools (possibly empty), or None when it failed. Never raises."""
+        generation = await self._cache.generation(key)
+        session: McpSession | None = None
+        try:
+            session = await self._sessions.session(key, endpoint)
+            opened = session
+
+            async def list_everything() -> list[mcp_types.Tool]:
+                return await list_all_tools(opened, self._settings.max_list_pages)
+
+            listed = await run_with_timeout(self._clock, self._settings.discovery_timeout, list_everything, *LIST_TAGS)
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, ListingError) else describe_failure(exc)
+            self._events.emit("discovery.server_failed", server=endpoint.server, agent_id=key.agent_id, reason=reason)
+            if session is not None:
+                # A session that failed a listing may be broken (terminated, half-closed): redial next time.
+                self._sessions.discard(session)
+            return None
+        tools = clean_listing(endpoint.server, listed, self._settings, self._events)
+        if tools and not await self._cache.put(key, tools, generation):
+            # Invalidated while we listed (list_changed, a new agent): this listing may already be old.
+            self._events.emit("discovery.stale_listing_dropped", server=endpoint.server, agent_id=key.agent_id)
+            return ()
+        self._events.emit("discovery.server_listed", server=endpoint.server, agent_id=key.agent_id, tools=len(tools))
+        return tools

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+import mcp_types
+
+from chat_mcp_primer.events import Events
+from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteTool:
+    """A tool as a workspace MCP server listed it, after checks: its original name and schema."""
+
+    server: str
+    name: str
+    description: str
+    input_schema: Mapping[str, Any]
+
+
+def _schema_problem(schema: Mapping[str, Any], max_bytes: int) -> str | None:
+    if schema.get("type") != "object":
+        return "input schema is not of type object"
+    try:
+        size = len(json.dumps(schema))
+    except (TypeError, ValueError):
+        return "input schema is not JSON"
+    if size > max_bytes:
+        return f"input schema is {size} bytes, over the {max_bytes} byte limit"
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(dict(schema))
+    except jsonschema.SchemaError as exc:
+        return f"input schema is invalid: {exc.message[:200]}"
+    return None
+
+
+def clean_listing(
+    server: str, listed: Sequence[mcp_types.Tool], settings: PrimerSettings, events: Events
+) -> tuple[RemoteTool, ...]:
+    """Keep the usable tools of a listing, in order; say, with an event, why any other was dropped.
+
+    A tool with no name, a repeated name, or an unusable input schema is skipped; an overlong
+    description is truncated. The rest of the listing is kept: one bad tool never hides the others.
+    """
+    kept: list[RemoteTool] = []
+    seen: set[str] = set()
+    for tool in listed:
+        name = tool.name
+        if not name or not name.strip():
+            events.emit("discovery.tool_skipped", server=server, tool=name, reason="no name")
+            continue
+        if name in seen:
+            events.emit("discovery.tool_skipped", server=server, tool=name, reason="duplicate name")
+            continue
+        problem = _schema_problem(tool.input_schema, settings.max_schema_bytes)
+        if problem is not None:
+            events.emit("discovery.tool_skipped", server=server, tool=name, reason=problem)
+            continue
+        description = tool.description or tool.title or ""
+        if len(description) > settings.max_description_chars:
+            events.emit("discovery.description_truncated", server=server, tool=name, length=len(description))
+            description = description[: settings.max_description_chars]
+        seen.add(name)
+        kept.append(RemoteTool(server=server, name=name, description=description, input_schema=tool.input_schema))
+    return tuple(kept)

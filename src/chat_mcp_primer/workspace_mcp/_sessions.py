@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx2
+import mcp_types
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from chat_mcp_primer._tasks import BackgroundTasks
+from chat_mcp_primer.clock import Clock, run_with_timeout
+from chat_mcp_primer.events import Events
+from chat_mcp_primer.workspace import McpEndpoint
+from chat_mcp_primer.workspace_mcp._cache import CacheKey
+from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
+
+# Socket-level limits of the HTTP client under each session. The Clock-driven dial, discovery and
+# call timeouts are the ones that decide; these only stop a dead socket from pinning a session
+# forever. The read limit is long because a session's event stream stays open between messages.
+_TRANSPORT_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+
+DIAL_TAGS = ("workspace-mcp", "dial")
+CLOSE_TAGS = ("workspace-mcp", "close")
+
+
+class SessionError(Exception):
+    """A workspace MCP session could not be opened or was lost. The text names the server, no secrets."""
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A short, secret-free description of what went wrong, with exception groups flattened."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, httpx2.ConnectError):
+        return "connection refused or unreachable"
+    if isinstance(exc, httpx2.TimeoutException):
+        return "transport timeout"
+    if isinstance(exc, httpx2.HTTPError):
+        return f"HTTP failure ({type(exc).__name__})"
+    code = getattr(getattr(exc, "error", None), "code", None)
+    if isinstance(code, int):
+        return f"MCP error {code}"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return type(exc).__name__
+
+
+class McpSession:
+    """One live MCP client session to one workspace server, owned by a task of a `McpSessions` pool.
+
+    Requests may be sent from any task; connecting and closing happen only in the owner task, as the
+    SDK requires.
+    """
+
+    def __init__(self, key: CacheKey, endpoint: McpEndpoint) -> None:
+        self.key = key
+        self.endpoint = endpoint
+        self._client: Client | None = None
+        self._failure: BaseException | None = None
+        self._ready = anyio.Event()
+        self._close_requested = anyio.Event()
+        self._closed = anyio.Event()
+        self._scope = anyio.CancelScope()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    @property
+    def is_open(self) -> bool:
+        return self._client is not None and not self._closed.is_set()
+
+    @property
+    def client(self) -> Client:
+        if self._client is None or self._closed.is_set():
+            raise SessionError(f"session to server {self.endpoint.server!r} is closed")
+        return self._client
+
+    def close(self) -> None:
+        """Ask the owner task to close the session; returns at once."""
+        self._close_requested.set()
+        if not self._ready.is_set():
+            # Still connecting: nothing to close gracefully, so stop the connect itself.
+            self._scope.cancel()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def list_tools_page(self, cursor: str | None) -> mcp_types.ListToolsResult:
+        return await self.client.list_tools(cursor=cursor, cache_mode="bypass")
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
+        return await self.client.call_tool(name, arguments)
+
+    async def _wait_ready(self) -> None:
+        await self._ready.wait()
+        if self._client is None:
+            failure = self._failure
+            raise SessionError(
+                f"could not connect to MCP server {self.endpoint.server!r}: "
+                f"{describe_failure(failure) if failure else 'closed'}"
+            )
+
+    async def _own(self, settings: PrimerSettings) -> None:
+        try:
+            with self._scope:
+                async with (
+                    httpx2.AsyncClient(headers=dict(self.endpoint.headers), timeout=_TRANSPORT_TIMEOUT) as http,
+                    Client(
+                        streamable_http_client(self.endpoint.url, http_client=http),
+                        cache=None,
+                        mode=settings.mcp_mode,
+                    ) as client,
+                ):
+                    self._client = client
+                    self._ready.set()
+                    await self._close_requested.wait()
+        except Exception as exc:  # the session is lost; callers see a SessionError naming the server
+            self._failure = exc
+        finally:
+            self._closed.set()
+            self._ready.set()
+
+
+class McpSessions:
+    """A pool of MCP sessions, one per (workspace, agent, server), each owned by a task of the pool.
+
+    Use as an async context manager: leaving it closes every session and waits for their owner tasks.
+    Concurrent requests for the same key share one connect.
+    """
+
+    def __init__(self, clock: Clock, settings: PrimerSettings, events: Events) -> None:
+        self._clock = clock
+        self._settings = settings
+        self._events = events
+        self._sessions: dict[CacheKey, McpSession] = {}
+        self._owners: BackgroundTasks | None = None
+        self.opened = 0
+
+    async def __aenter__(self) -> McpSessions:
+        self._owners = BackgroundTasks()
+        await self._owners.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        owners, self._owners = self._owners, None
+        assert owners is not None
+        closing = list(self._sessions.values())
+        self._sessions.clear()
+        for session in closing:
+            session.close()
+
+        async def all_closed() -> None:
+            for session in closing:
+                await session.wait_closed()
+
+        try:
+            # Give sessions a moment to end politely (the server is told the session is over); a hung
+            # server must not hold up the end of a turn, so after the grace period they are cancelled.
+            await run_with_timeout(self._clock, self._settings.close_grace, all_closed, *CLOSE_TAGS)
+        except TimeoutError:
+            self._events.emit("session.close_forced", sessions=sum(not s.closed for s in closing))
+        finally:
+            await owners.__aexit__(exc_type, exc, traceback)
+
+    @property
+    def open_count(self) -> int:
+        return sum(1 for session in self._sessions.values() if session.is_open)
+
+    async def session(self, key: CacheKey, endpoint: McpEndpoint) -> McpSession:
+        """An open session for ``key``, connecting if needed within ``dial_timeout``.
+
+        Raises `SessionError` (or `TimeoutError`) when the server cannot be reached; the failed
+        session is dropped so the next call dials afresh.
+        """
+        if self._owners is None:
+            raise RuntimeError("McpSessions is not entered")
+        session = self._sessions.get(key)
+        if session is None or session.closed or session.endpoint != endpoint:
+            if session is not None:
+                session.close()
+            session = McpSession(key, endpoint)
+            self._sessions[key] = session
+            self.opened += 1
+            self._events.emit("session.dialing", server=key.server, agent_id=key.agent_id)
+            self._owners.start_soon(self._own, session)
+        try:
+            await run_with_timeout(self._clock, self._settings.dial_timeout, session._wait_ready, *DIAL_TAGS)
+        except BaseException:
+            self.discard(session)
+            raise
+        return session
+
+    def discard(self, session: McpSession) -> None:
+        """Close ``session`` and forget it, so the next request for its key dials again."""
+        session.close()
+        if self._sessions.get(session.key) is session:
+            del self._sessions[session.key]
+
+    def close_agent(self, workspace_id: str, keep_agent_id: str | None = None) -> None:
+        """Close the sessions of a workspace's agents other than ``keep_agent_id``."""
+        for session in list(self._sessions.values()):
+            if session.key.workspace_id == workspace_id and session.key.agent_id != keep_agent_id:
+                self.discard(session)
+
+    async def _own(self, session: McpSession) -> None:
+        await session._own(self._settings)
+        self._events.emit("session.closed", server=session.key.server, agent_id=session.key.agent_id)
+        if self._sessions.get(session.key) is session:
+            del self._sessions[session.key]

@@ -1,0 +1,257 @@
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from types import TracebackType
+
+import anyio
+
+from chat_mcp_primer._tasks import BackgroundTasks
+from chat_mcp_primer.clock import Clock
+from chat_mcp_primer.events import Events
+from chat_mcp_primer.model import Tool, WorkspaceBinding
+from chat_mcp_primer.workspace import AgentMcp, WorkspaceMcpSource
+from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
+from chat_mcp_primer.workspace_mcp._discovery import Discovery, DiscoveryResult, Outcome
+from chat_mcp_primer.workspace_mcp._listing import RemoteTool
+from chat_mcp_primer.workspace_mcp._naming import ToolNames
+from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
+from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
+from chat_mcp_primer.workspace_mcp._sessions import McpSession, McpSessions, describe_failure
+from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
+
+
+class TurnWorkspace:
+    """The workspace side of one chat turn: its binding, discovery state, MCP sessions and primer.
+
+    Workspace tools report progress through `bind` (the chat is bound to a build: the first "chat
+    updated" notification) and `agent_ready` (its agent finished the readiness wait, whatever the
+    outcome: the second one, which launches the primer). The chat loop calls `prepare_tools` before
+    every step.
+
+    Use as an async context manager. Leaving it cancels the primer and waits for it, *then* closes the
+    sessions, so a primer waking from its pause can never dial a connection nobody will close.
+    """
+
+    def __init__(
+        self,
+        *,
+        chat_id: str,
+        binding: WorkspaceBinding | None,
+        source: WorkspaceMcpSource,
+        cache: ToolCache,
+        clock: Clock,
+        settings: PrimerSettings,
+        events: Events,
+        reserved_names: Iterable[str] = (),
+    ) -> None:
+        self.chat_id = chat_id
+        self._binding = binding
+        self._source = source
+        self._cache = cache
+        self._clock = clock
+        self._settings = settings
+        self._events = events
+        self._sessions = McpSessions(clock, settings, events)
+        self._discovery = Discovery(self._sessions, cache, clock, settings, events)
+        self._names = ToolNames(reserved_names)
+        self._agent: AgentMcp | None = None
+        self._done = False
+        self._wrappers: dict[tuple[str, str, str], WorkspaceMcpTool] = {}
+        self._primers: BackgroundTasks | None = None
+        self._primer_scope: anyio.CancelScope | None = None
+        self._primer_ended: anyio.Event | None = None
+        self._primer_report: PrimerReport | None = None
+        self.primer_reports: list[PrimerReport] = []
+
+    async def __aenter__(self) -> TurnWorkspace:
+        await self._sessions.__aenter__()
+        self._primers = BackgroundTasks()
+        try:
+            await self._primers.__aenter__()
+        except BaseException:
+            await self._sessions.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        primers, self._primers = self._primers, None
+        assert primers is not None
+        try:
+            await primers.__aexit__(exc_type, exc, traceback)
+        finally:
+            await self._sessions.__aexit__(exc_type, exc, traceback)
+
+    @property
+    def binding(self) -> WorkspaceBinding | None:
+        return self._binding
+
+    @property
+    def discovery_done(self) -> bool:
+        return self._done
+
+    @property
+    def open_sessions(self) -> int:
+        return self._sessions.open_count
+
+    def reserve_names(self, names: Iterable[str]) -> None:
+        """Keep these names (the turn's built-in tools) from ever being given to a workspace tool."""
+        self._names.reserve(names)
+
+    def bind(self, binding: WorkspaceBinding | None) -> None:
+        """Bind the chat to ``binding``. A different workspace or agent restarts discovery for this turn."""
+        previous = self._binding
+        self._binding = binding
+        self._events.emit(
+            "chat.updated",
+            chat_id=self.chat_id,
+            workspace_id=binding.workspace_id if binding else None,
+            build_id=binding.build_id if binding else None,
+            agent_id=binding.agent_id if binding else None,
+        )
+        if binding == previous:
+            return
+        self._done = False
+        self._agent = None
+        if self._primer_scope is not None:
+            self._primer_scope.cancel()
+        if previous is not None:
+            self._sessions.close_agent(previous.workspace_id, keep_agent_id=binding.agent_id if binding else None)
+
+    def agent_ready(self) -> None:
+        """The bound workspace's agent finished its readiness wait: prime its MCP tools in the background.
+
+        Replaces a primer already running for this turn. The primer is owned by the turn: it is
+        cancelled and awaited when the turn ends.
+        """
+        if self._primers is None:
+            raise RuntimeError("TurnWorkspace is not entered")
+        if self._binding is None:
+            return
+        if self._primer_scope is not None:
+            self._primer_scope.cancel()
+        scope = anyio.CancelScope()
+        ended = anyio.Event()
+        self._primer_report = None
+        self._primer_scope = scope
+        self._primer_ended = ended
+        self._done = False
+        self._primers.start_soon(self._prime, scope, ended)
+
+    async def _prime(self, scope: anyio.CancelScope, ended: anyio.Event) -> None:
+        try:
+            with scope:
+                report = await run_primer(
+                    self._attempt, self._clock, self._settings, self._events, chat_id=self.chat_id
+                )
+                self.primer_reports.append(report)
+                if ended is self._primer_ended:
+                    self._primer_report = report
+        finally:
+            ended.set()
+
+    @property
+    def primer_running(self) -> bool:
+        return self._primer_ended is not None and not self._primer_ended.is_set()
+
+    async def wait_for_primer(self) -> PrimerReport | None:
+        """Wait until the latest primer has ended; its report, or None when none ran or it was cancelled."""
+        ended = self._primer_ended
+        if ended is None:
+            return None
+        await ended.wait()
+        return self._primer_report if ended is self._primer_ended else None
+
+    async def prepare_tools(self, tools: Sequence[Tool]) -> list[Tool] | None:
+        """Called before every step: one cheap discovery attempt until discovery is done.
+
+        Returns the new tool list when the workspace tools changed, else None. Discovery is marked done
+        only when every MCP server of the agent listed tools, or the agent exposes none (confirmed
+        empty); after an empty or failed attempt the next step tries again.
+        """
+        if self._done or self._binding is None:
+            return None
+        result = await self._attempt()
+        if result.outcome is Outcome.NO_ENDPOINTS:
+            self._events.emit("discovery.confirmed_empty", chat_id=self.chat_id)
+        if result.complete:
+            self._done = True
+        return self._merge(tools, result)
+
+    async def _attempt(self) -> DiscoveryResult:
+        agent = await self._resolve_agent()
+        if agent is None:
+            return DiscoveryResult(Outcome.NO_AGENT)
+        result = await self._discovery.attempt(agent)
+        if result.outcome is Outcome.ERROR:
+            # The agent may have been replaced behind our back: look it up again next time.
+            self._agent = None
+        return result
+
+    async def _resolve_agent(self) -> AgentMcp | None:
+        binding = self._binding
+        if binding is None:
+            return None
+        agent = self._agent
+        if (
+            agent is not None
+            and agent.workspace_id == binding.workspace_id
+            and binding.agent_id in (None, agent.agent_id)
+        ):
+            return agent
+        try:
+            agent = await self._source.current_agent(binding)
+        except Exception as exc:
+            self._events.emit("discovery.resolve_failed", chat_id=self.chat_id, reason=describe_failure(exc))
+            return None
+        if self._binding is not binding:
+            return None  # rebound while we looked: this answer is for the old binding
+        self._agent = agent
+        if agent is not None and binding.agent_id != agent.agent_id:
+            self._binding = replace(binding, agent_id=agent.agent_id)
+        return agent
+
+    def _merge(self, tools: Sequence[Tool], result: DiscoveryResult) -> list[Tool] | None:
+        offered = [tool for tool in tools if isinstance(tool, WorkspaceMcpTool)]
+        agent = result.agent
+        if agent is None or agent is not self._agent:
+            current: list[WorkspaceMcpTool] = []
+        else:
+            current = [self._wrapper(agent, remote) for remote in result.tools]
+        if len(current) == len(offered) and all(a is b for a, b in zip(current, offered, strict=True)):
+            return None
+        if current:
+            self._events.emit(
+                "tools.added",
+                chat_id=self.chat_id,
+                count=len(current),
+                names=[tool.spec.name for tool in current],
+            )
+        others = [tool for tool in tools if not isinstance(tool, WorkspaceMcpTool)]
+        return [*others, *current]
+
+    def _wrapper(self, agent: AgentMcp, remote: RemoteTool) -> WorkspaceMcpTool:
+        index = (agent.agent_id, remote.server, remote.name)
+        wrapper = self._wrappers.get(index)
+        if wrapper is not None and wrapper.remote == remote:
+            return wrapper
+        endpoint = next(e for e in agent.endpoints if e.server == remote.server)
+        key = CacheKey(agent.workspace_id, agent.agent_id, remote.server)
+
+        async def open_session() -> McpSession:
+            return await self._sessions.session(key, endpoint)
+
+        wrapper = WorkspaceMcpTool(
+            self._names.exposed(remote.server, remote.name),
+            remote,
+            open_session,
+            self._clock,
+            self._settings.call_timeout,
+        )
+        self._wrappers[index] = wrapper
+        return wrapper

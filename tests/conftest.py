@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from chat_mcp_primer.events import Event, Events
+from chat_mcp_primer.model import WorkspaceBinding
+from chat_mcp_primer.testing import InMemoryWorkspaces, MockClock
+from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, TurnWorkspace
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Everything that does not need uvicorn in the test's own loop runs on both anyio backends."""
+    return str(request.param)
+
+
+@pytest.fixture
+def clock() -> MockClock:
+    return MockClock()
+
+
+class EventLog:
+    """Collects the runtime's events, for assertions on the stable event vocabulary."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+    def named(self, name: str) -> list[Event]:
+        return [event for event in self.events if event.name == name]
+
+
+@pytest.fixture
+def event_log() -> EventLog:
+    return EventLog()
+
+
+@pytest.fixture
+def workspaces() -> InMemoryWorkspaces:
+    return InMemoryWorkspaces()
+
+
+@pytest.fixture
+def cache() -> MemoryToolCache:
+    return MemoryToolCache()
+
+
+@pytest.fixture
+def make_turn(
+    clock: MockClock, workspaces: InMemoryWorkspaces, cache: MemoryToolCache, event_log: EventLog
+) -> Callable[..., TurnWorkspace]:
+    """A `TurnWorkspace` on the fake clock, the in-memory workspaces, the shared cache and the event log."""
+
+    def make(binding: WorkspaceBinding | None = None, **settings: Any) -> TurnWorkspace:
+        return TurnWorkspace(
+            chat_id="chat-1",
+            binding=binding,
+            source=workspaces,
+            cache=cache,
+            clock=clock,
+            settings=PrimerSettings(**settings),
+            events=Events(clock.now, event_log),
+        )
+
+    return make
