@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from chat_mcp_primer.events import Event, Events
+from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import WorkspaceBinding
-from chat_mcp_primer.testing import InMemoryWorkspaces, MockClock
+from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, MockClock
 from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, TurnWorkspace
 
 
@@ -22,22 +22,9 @@ def clock() -> MockClock:
     return MockClock()
 
 
-class EventLog:
-    """Collects the runtime's events, for assertions on the stable event vocabulary."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    def named(self, name: str) -> list[Event]:
-        return [event for event in self.events if event.name == name]
-
-
 @pytest.fixture
-def event_log() -> EventLog:
-    return EventLog()
+def event_log() -> EventRecorder:
+    return EventRecorder()
 
 
 @pytest.fixture
@@ -52,7 +39,7 @@ def cache() -> MemoryToolCache:
 
 @pytest.fixture
 def make_turn(
-    clock: MockClock, workspaces: InMemoryWorkspaces, cache: MemoryToolCache, event_log: EventLog
+    clock: MockClock, workspaces: InMemoryWorkspaces, cache: MemoryToolCache, event_log: EventRecorder
 ) -> Callable[..., TurnWorkspace]:
     """A `TurnWorkspace` on the fake clock, the in-memory workspaces, the shared cache and the event log."""
 

@@ -8,6 +8,7 @@ Use them to drive whole turns of your own backend deterministically::
         ...
 """
 
+from chat_mcp_primer.testing._events import EventRecorder
 from chat_mcp_primer.testing._mcp_server import ToolDef, WorkspaceMCPServer, echo_tools
 from chat_mcp_primer.testing._mock_clock import MockClock, MockClockError, Trap, TrappedCall
 from chat_mcp_primer.testing._scripted_model import ScriptedModel, ScriptExhaustedError, ScriptStep, call
@@ -15,6 +16,7 @@ from chat_mcp_primer.testing._serving import LoopbackServer
 from chat_mcp_primer.workspace import InMemoryWorkspaces
 
 __all__ = [
+    "EventRecorder",
     "InMemoryWorkspaces",
     "LoopbackServer",
     "MockClock",

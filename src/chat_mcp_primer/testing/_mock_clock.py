@@ -93,7 +93,7 @@ class MockClock:
         self._sleepers: set[_Sleeper] = set()
         self._traps: list[Trap] = []
         self._order = itertools.count()
-        self._sleeper_added = anyio.Event()
+        self._sleeper_added: anyio.Event | None = None
         self.sleeps = 0
 
     # -- the Clock protocol ------------------------------------------------------------------------
@@ -117,7 +117,9 @@ class MockClock:
             return
         sleeper = _Sleeper(deadline=deadline, order=next(self._order), tags=tags)
         self._sleepers.add(sleeper)
-        self._sleeper_added.set()
+        if self._sleeper_added is not None:
+            self._sleeper_added.set()
+            self._sleeper_added = None
         try:
             await sleeper.woken.wait()
         finally:
@@ -163,6 +165,18 @@ class MockClock:
         await self.advance(wait)
         return wait
 
+    async def advance_through(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, stopping at every pending deadline on the way, in order.
+
+        Time passing while something else happens (a model thinking for 3 s): each sleeper due on the
+        way wakes at its own deadline, and those it arms in turn fire too if they fall before the end.
+        """
+        target = self._now + seconds
+        while (wait := self.peek()) is not None and self._now + wait <= target:
+            await self.advance(wait)
+            await anyio.wait_all_tasks_blocked()
+        await self.advance(target - self._now)
+
     async def _wake_due(self) -> None:
         due = sorted((s for s in self._sleepers if s.deadline <= self._now), key=lambda s: (s.deadline, s.order))
         for sleeper in due:
@@ -191,14 +205,26 @@ class MockClock:
         """
         return _Autojump(self)
 
+    async def wait_for_sleeper(self, *tags: str) -> None:
+        """Return once a sleep tagged with all of ``tags`` is pending, its deadline armed.
+
+        Lets a test wait for code running over real sockets to reach a wait, before moving time.
+        """
+        while not any(all(tag in sleeper.tags for tag in tags) for sleeper in self._sleepers):
+            await self._next_sleeper()
+
+    async def _next_sleeper(self) -> None:
+        if self._sleeper_added is None:
+            self._sleeper_added = anyio.Event()
+        await self._sleeper_added.wait()
+
     async def _jump_when_idle(self) -> None:
         while True:
             await anyio.wait_all_tasks_blocked()
             if self._sleepers:
                 await self.advance_next()
             else:
-                self._sleeper_added = anyio.Event()
-                await self._sleeper_added.wait()
+                await self._next_sleeper()
 
 
 class _Autojump:

@@ -28,11 +28,18 @@ CLOSE_TAGS = ("workspace-mcp", "close")
 class SessionError(Exception):
     """A workspace MCP session could not be opened or was lost. The text names the server, no secrets."""
 
+    def __init__(self, server: str, reason: str) -> None:
+        super().__init__(f"MCP server {server!r}: {reason}")
+        self.server = server
+        self.reason = reason
+
 
 def describe_failure(exc: BaseException) -> str:
     """A short, secret-free description of what went wrong, with exception groups flattened."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    if isinstance(exc, SessionError):
+        return exc.reason
     if isinstance(exc, httpx2.ConnectError):
         return "connection refused or unreachable"
     if isinstance(exc, httpx2.TimeoutException):
@@ -75,7 +82,7 @@ class McpSession:
     @property
     def client(self) -> Client:
         if self._client is None or self._closed.is_set():
-            raise SessionError(f"session to server {self.endpoint.server!r} is closed")
+            raise SessionError(self.endpoint.server, "session closed")
         return self._client
 
     def close(self) -> None:
@@ -98,10 +105,7 @@ class McpSession:
         await self._ready.wait()
         if self._client is None:
             failure = self._failure
-            raise SessionError(
-                f"could not connect to MCP server {self.endpoint.server!r}: "
-                f"{describe_failure(failure) if failure else 'closed'}"
-            )
+            raise SessionError(self.endpoint.server, describe_failure(failure) if failure else "session closed")
 
     async def _own(self, settings: PrimerSettings) -> None:
         try:
