@@ -53,7 +53,8 @@ class MemoryToolCache:
         return self._generations.setdefault(key, 0)
 
     async def put(self, key: CacheKey, tools: tuple[RemoteTool, ...], generation: int) -> bool:
-        if not tools or self._generations.get(key, 0) != generation:
+        # setdefault: a key stored without its generation read first is still known to invalidate_workspace.
+        if not tools or self._generations.setdefault(key, 0) != generation:
             return False
         self._entries[key] = tools
         return True
