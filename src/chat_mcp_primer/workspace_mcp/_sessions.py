@@ -208,7 +208,7 @@ class McpSessions:
         if self._sessions.get(session.key) is session:
             del self._sessions[session.key]
 
-    def close_agent(self, workspace_id: str, keep_agent_id: str | None = None) -> None:
+    def close_other_agents(self, workspace_id: str, keep_agent_id: str | None = None) -> None:
         """Close the sessions of a workspace's agents other than ``keep_agent_id``."""
         for session in list(self._sessions.values()):
             if session.key.workspace_id == workspace_id and session.key.agent_id != keep_agent_id:
