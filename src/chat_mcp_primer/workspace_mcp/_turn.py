@@ -121,7 +121,8 @@ class TurnWorkspace:
         if self._primer_scope is not None:
             self._primer_scope.cancel()
         if previous is not None:
-            self._sessions.close_other_agents(previous.workspace_id, keep_agent_id=binding.agent_id if binding else None)
+            keep = binding.agent_id if binding else None
+            self._sessions.close_other_agents(previous.workspace_id, keep_agent_id=keep)
 
     def agent_ready(self) -> None:
         """The bound workspace's agent finished its readiness wait: prime its MCP tools in the background.
