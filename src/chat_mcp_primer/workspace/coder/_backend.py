@@ -1,0 +1,106 @@
+"""`CoderBackend`: a Coder deployment as a workspace backend, including the MCP endpoints of its agents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from chat_mcp_primer.clock import Clock
+from chat_mcp_primer.model import WorkspaceBinding
+from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint
+from chat_mcp_primer.workspace.coder._client import TOKEN_HEADER, CoderClient
+from chat_mcp_primer.workspace.coder._domain import (
+    AppHealth,
+    JobStatus,
+    Transition,
+    Workspace,
+    WorkspaceAgent,
+    WorkspaceApp,
+)
+from chat_mcp_primer.workspace.coder._errors import CoderNotFoundError, CoderWorkspaceDeletedError
+from chat_mcp_primer.workspace.coder._readiness import AgentSelectionError, ReadinessSettings, select_agent
+
+MCP_SLUG = "mcp"
+MCP_SLUG_SUFFIX = "-mcp"
+
+
+def is_mcp_app(app: WorkspaceApp) -> bool:
+    """The default rule: an app whose slug is ``mcp`` or ends in ``-mcp`` is an MCP server."""
+    return app.slug == MCP_SLUG or app.slug.endswith(MCP_SLUG_SUFFIX)
+
+
+def server_name(slug: str) -> str:
+    """The tool prefix for an app: ``github-mcp`` serves ``github__*`` tools, ``mcp`` serves ``mcp__*``."""
+    if slug != MCP_SLUG and slug.endswith(MCP_SLUG_SUFFIX):
+        return slug[: -len(MCP_SLUG_SUFFIX)]
+    return slug
+
+
+_HEALTH = {
+    AppHealth.HEALTHY: EndpointHealth.HEALTHY,
+    AppHealth.INITIALIZING: EndpointHealth.INITIALIZING,
+    AppHealth.UNHEALTHY: EndpointHealth.UNHEALTHY,
+    AppHealth.DISABLED: EndpointHealth.UNKNOWN,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class McpAppSettings:
+    """Which workspace apps are MCP servers, and where their Streamable HTTP endpoint is under the app."""
+
+    is_mcp_app: Callable[[WorkspaceApp], bool] = is_mcp_app
+    # The Streamable HTTP path inside the app, the SDK's default mount point.
+    mcp_path: str = "mcp"
+
+
+@dataclass(slots=True)
+class CoderBackend:
+    """A Coder deployment: lifecycle operations for the workspace tools, and the MCP endpoints of agents.
+
+    MCP servers run as workspace apps and are reached through Coder's path-based app proxy,
+    ``{coder_url}/@{owner}/{workspace}.{agent}/apps/{slug}/{mcp_path}``, authenticated with the same
+    session token. The app's health is passed on as a readiness hint.
+    """
+
+    client: CoderClient
+    readiness: ReadinessSettings = field(default_factory=ReadinessSettings)
+    apps: McpAppSettings = field(default_factory=McpAppSettings)
+
+    @property
+    def clock(self) -> Clock:
+        return self.client.clock
+
+    def endpoints(self, workspace: Workspace, agent: WorkspaceAgent) -> tuple[McpEndpoint, ...]:
+        base = f"{self.client.url}/@{quote(workspace.owner_name)}/{quote(workspace.name)}.{quote(agent.name)}/apps"
+        return tuple(
+            McpEndpoint(
+                server=server_name(app.slug),
+                url=f"{base}/{quote(app.slug)}/{self.apps.mcp_path}",
+                headers={TOKEN_HEADER: self.client.token},
+                health=_HEALTH[app.health],
+            )
+            for app in agent.apps
+            if self.apps.is_mcp_app(app)
+        )
+
+    async def current_agent(self, binding: WorkspaceBinding) -> AgentMcp | None:
+        """The chat's agent in the workspace's latest build, with its MCP endpoints; None when there is none.
+
+        None for a deleted workspace, a stopped one, a build still in progress or failed, or a build
+        whose agents name no agent for the chat.
+        """
+        try:
+            workspace = await self.client.workspace(binding.workspace_id)
+        except (CoderNotFoundError, CoderWorkspaceDeletedError):
+            return None
+        build = workspace.latest_build
+        if build.transition is not Transition.START or build.job.status is not JobStatus.SUCCEEDED:
+            return None
+        agent = next((a for a in build.agents if a.id == binding.agent_id), None)
+        if agent is None:
+            try:
+                agent = select_agent(build.agents)
+            except AgentSelectionError:
+                return None
+        return AgentMcp(workspace_id=workspace.id, agent_id=agent.id, endpoints=self.endpoints(workspace, agent))

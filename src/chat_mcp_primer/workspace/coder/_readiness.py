@@ -1,0 +1,147 @@
+"""Waiting for a build to finish and for its agent to be ready, with the reference's budgets and result keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chat_mcp_primer.clock import Clock, run_with_timeout
+from chat_mcp_primer.workspace.coder._client import CoderClient
+from chat_mcp_primer.workspace.coder._domain import (
+    AgentStatus,
+    JobStatus,
+    LifecycleState,
+    WorkspaceAgent,
+    WorkspaceBuild,
+)
+from chat_mcp_primer.workspace.coder._errors import (
+    BuildCanceledError,
+    BuildFailedError,
+    BuildTimeoutError,
+    CoderError,
+)
+
+BUILD_POLL_TAGS = ("coder", "build-poll")
+AGENT_POLL_TAGS = ("coder", "agent-poll")
+LIFECYCLE_POLL_TAGS = ("coder", "lifecycle-poll")
+# The suffix that marks the agent a chat should use when a build has several.
+CHAT_AGENT_SUFFIX = "-coderd-chat"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessSettings:
+    """Budgets for a build and its agent. The defaults are the reference's."""
+
+    # Builds report progress through their job; 2 s polling shows it promptly without load on Coder.
+    build_poll_interval: float = 2.0
+    # Ten minutes covers image pulls and provisioning of large templates.
+    build_timeout: float = 600.0
+    # An agent that has not connected two minutes after its build succeeded is not coming.
+    agent_online_timeout: float = 120.0
+    agent_probe_interval: float = 2.0
+    # One probe is one cheap read; longer than 5 s means Coder itself is struggling: probe again.
+    agent_probe_timeout: float = 5.0
+    # Startup scripts may install toolchains: ten minutes, independent of the connect budget.
+    startup_scripts_timeout: float = 600.0
+    lifecycle_poll_interval: float = 2.0
+
+
+class AgentSelectionError(CoderError):
+    """The build's agents do not name one agent for the chat (none at all, or several marked for chats)."""
+
+
+def select_agent(agents: Sequence[WorkspaceAgent]) -> WorkspaceAgent:
+    """The agent a chat works with: among root agents (no parent) ordered by display order then name,
+    the one whose name ends in ``-coderd-chat`` (case-insensitive), else the first.
+
+    Raises `AgentSelectionError` when there is no root agent or several are marked for chats.
+    """
+    roots = sorted((a for a in agents if a.parent_id is None), key=lambda a: (a.display_order, a.name))
+    if not roots:
+        raise AgentSelectionError("the workspace build has no root agent")
+    marked = [a for a in roots if a.name.casefold().endswith(CHAT_AGENT_SUFFIX)]
+    if len(marked) > 1:
+        names = ", ".join(a.name for a in marked)
+        raise AgentSelectionError(f"several agents are marked for chats ({names}); rename all but one")
+    return marked[0] if marked else roots[0]
+
+
+async def wait_for_build(
+    client: CoderClient, build: WorkspaceBuild, clock: Clock, settings: ReadinessSettings
+) -> WorkspaceBuild:
+    """Poll until the build's job succeeded, and return the finished build.
+
+    Reads ``job.status``: failed raises `BuildFailedError` with the job's error text and code;
+    canceled raises `BuildCanceledError`; pending, running and canceling keep waiting;
+    ``build_timeout`` raises `BuildTimeoutError`. Every error carries the build id.
+    """
+    deadline = clock.now() + settings.build_timeout
+    while True:
+        job = build.job
+        if job.status is JobStatus.SUCCEEDED:
+            return build
+        if job.status is JobStatus.FAILED:
+            raise BuildFailedError("build failed", build_id=build.id, job_error=job.error, error_code=job.error_code)
+        if job.status is JobStatus.CANCELED:
+            raise BuildCanceledError("build was canceled", build_id=build.id, job_error=job.error)
+        remaining = deadline - clock.now()
+        if remaining <= 0:
+            raise BuildTimeoutError(f"build did not finish within {settings.build_timeout:g} s", build_id=build.id)
+        await clock.sleep(min(settings.build_poll_interval, remaining), *BUILD_POLL_TAGS)
+        build = await client.build(build.id)
+
+
+def _agent_in(build: WorkspaceBuild, agent_id: str) -> WorkspaceAgent | None:
+    return next((agent for agent in build.agents if agent.id == agent_id), None)
+
+
+async def wait_for_agent_ready(
+    client: CoderClient, build_id: str, agent_id: str, clock: Clock, settings: ReadinessSettings
+) -> dict[str, Any]:
+    """Wait for the agent to connect, then for its startup scripts; an empty dict when it is ready.
+
+    The two budgets are independent. Phase 1 (online): on exhaustion ``{"agent_status": "not_ready",
+    "agent_error": ...}``. Phase 2 (lifecycle): ``created``/``starting`` keep waiting, ``ready`` is
+    success, any other state gives ``{"startup_scripts": "startup_scripts_failed", "lifecycle_state":
+    <state>}``, exhaustion ``{"startup_scripts": "startup_scripts_timeout"}``. Cancellation propagates.
+    """
+    online_deadline = clock.now() + settings.agent_online_timeout
+    last_error = "agent has not connected yet"
+    agent: WorkspaceAgent | None = None
+    while True:
+        try:
+            build = await run_with_timeout(
+                clock, settings.agent_probe_timeout, lambda: client.build(build_id), *AGENT_POLL_TAGS
+            )
+            agent = _agent_in(build, agent_id)
+            if agent is None:
+                last_error = "agent is no longer part of the build"
+            elif agent.status is AgentStatus.CONNECTED:
+                break
+            else:
+                last_error = f"agent status is {agent.status.value}"
+        except (CoderError, TimeoutError) as exc:
+            last_error = str(exc) or type(exc).__name__
+        remaining = online_deadline - clock.now()
+        if remaining <= 0:
+            return {"agent_status": "not_ready", "agent_error": last_error}
+        await clock.sleep(min(settings.agent_probe_interval, remaining), *AGENT_POLL_TAGS)
+
+    assert agent is not None  # the loop above only breaks on a connected agent
+    scripts_deadline = clock.now() + settings.startup_scripts_timeout
+    while True:
+        state = agent.lifecycle_state
+        if state is LifecycleState.READY:
+            return {}
+        if state not in (LifecycleState.CREATED, LifecycleState.STARTING):
+            return {"startup_scripts": "startup_scripts_failed", "lifecycle_state": state.value}
+        remaining = scripts_deadline - clock.now()
+        if remaining <= 0:
+            return {"startup_scripts": "startup_scripts_timeout"}
+        await clock.sleep(min(settings.lifecycle_poll_interval, remaining), *LIFECYCLE_POLL_TAGS)
+        try:
+            build = await client.build(build_id)
+        except CoderError:
+            continue  # a passing read failure: the lifecycle budget still bounds the wait
+        agent = _agent_in(build, agent_id) or agent
