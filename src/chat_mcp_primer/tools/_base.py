@@ -1,0 +1,177 @@
+"""What the workspace lifecycle tools share: their per-turn context and the build-then-ready flow."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import anyio
+
+from chat_mcp_primer.model import ToolResult, ToolSpec, WorkspaceBinding
+from chat_mcp_primer.workspace.coder import (
+    AgentSelectionError,
+    BuildActiveError,
+    BuildError,
+    CoderBackend,
+    CoderError,
+    CoderNotFoundError,
+    CoderWorkspaceDeletedError,
+    Transition,
+    Workspace,
+    WorkspaceBuild,
+    select_agent,
+    wait_for_agent_ready,
+    wait_for_build,
+)
+from chat_mcp_primer.workspace_mcp import TurnWorkspace
+
+Result = dict[str, Any]
+
+NO_WORKSPACE = "This chat has no workspace yet; use create_workspace first."
+DELETED = "The chat's workspace was deleted; use create_workspace to make a new one."
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """One turn's view for the lifecycle tools: the backend, the turn's workspace state, the chat's lock."""
+
+    backend: CoderBackend
+    turn: TurnWorkspace
+    lock: anyio.Lock
+
+
+def schema(properties: Mapping[str, Any] | None = None, required: tuple[str, ...] = ()) -> Mapping[str, Any]:
+    body: dict[str, Any] = {"type": "object", "properties": dict(properties or {}), "additionalProperties": False}
+    if required:
+        body["required"] = list(required)
+    return MappingProxyType(body)
+
+
+class LifecycleTool:
+    """A workspace lifecycle tool: serialised per chat by the chat's lock, failures returned as results."""
+
+    spec: ToolSpec
+
+    def __init__(self, context: ToolContext) -> None:
+        self.context = context
+
+    async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
+        async with self.context.lock:
+            try:
+                result = await self.run(arguments)
+            except CoderError as exc:
+                return ToolResult.json({"error": str(exc)}, is_error=True)
+        return ToolResult.json(result, is_error="error" in result)
+
+    async def run(self, arguments: Mapping[str, Any]) -> Result:
+        raise NotImplementedError
+
+
+def optional_str(arguments: Mapping[str, Any], name: str) -> str | None:
+    value = arguments.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise CoderError(f"argument {name!r} must be a string")
+    return value
+
+
+def string_map(arguments: Mapping[str, Any], name: str) -> dict[str, str]:
+    value = arguments.get(name) or {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise CoderError(f"argument {name!r} must be an object of parameter names to values")
+    return {key: item if isinstance(item, str) else json.dumps(item) for key, item in value.items()}
+
+
+async def bound_workspace(context: ToolContext) -> Workspace | Result:
+    """The chat's workspace, or the result to give the model when it has none or it was deleted."""
+    binding = context.turn.binding
+    if binding is None:
+        return {"error": NO_WORKSPACE}
+    try:
+        return await context.backend.client.workspace(binding.workspace_id)
+    except (CoderNotFoundError, CoderWorkspaceDeletedError):
+        return {"error": DELETED}
+
+
+async def settle(context: ToolContext, workspace: Workspace) -> Workspace:
+    """Wait for the workspace's active build, if any, and return the workspace as it is then.
+
+    A failed or canceled build is fine here: it is history, and the caller decides what comes next.
+    """
+    build = workspace.latest_build
+    if build.job.status.active:
+        with contextlib.suppress(BuildError):
+            await wait_for_build(context.backend.client, build, context.backend.clock, context.backend.readiness)
+        workspace = await context.backend.client.workspace(workspace.id)
+    return workspace
+
+
+async def post_build(
+    context: ToolContext, workspace: Workspace, transition: Transition, version_id: str | None = None
+) -> WorkspaceBuild:
+    """Start a build; on 409 "build already active", wait for the active build and try once more."""
+    client = context.backend.client
+    try:
+        return await client.create_build(workspace.id, transition, template_version_id=version_id)
+    except BuildActiveError:
+        await settle(context, await client.workspace(workspace.id))
+        return await client.create_build(workspace.id, transition, template_version_id=version_id)
+
+
+def build_failure(exc: BuildError) -> Result:
+    result: Result = {"error": str(exc), "build_id": exc.build_id}
+    if exc.job_error:
+        result["job_error"] = exc.job_error
+    if exc.error_code:
+        result["error_code"] = exc.error_code
+    return result
+
+
+async def stop_and_wait(context: ToolContext, workspace: Workspace) -> Result | None:
+    """Stop a running workspace and wait for the stop; None on success, else the failure result."""
+    build = await post_build(context, workspace, Transition.STOP)
+    context.turn.bind(WorkspaceBinding(workspace.id, build_id=build.id))
+    try:
+        await wait_for_build(context.backend.client, build, context.backend.clock, context.backend.readiness)
+    except BuildError as exc:
+        return {**build_failure(exc), "error": f"stopping the workspace failed: {exc}"}
+    return None
+
+
+async def ready_after_build(context: ToolContext, workspace: Workspace, build: WorkspaceBuild) -> Result:
+    """Bind the chat to ``build``, wait for it and for its agent, then notify the runtime (the primer runs).
+
+    Returns the result keys: ``build_id`` always; a build failure as ``error``; otherwise the agent's
+    readiness (``agent_status`` or the startup-script keys, nothing when ready).
+    """
+    backend = context.backend
+    context.turn.bind(WorkspaceBinding(workspace.id, build_id=build.id))
+    try:
+        build = await wait_for_build(backend.client, build, backend.clock, backend.readiness)
+    except BuildError as exc:
+        return build_failure(exc)
+    return await ready_agent(context, workspace, build)
+
+
+async def ready_agent(context: ToolContext, workspace: Workspace, build: WorkspaceBuild) -> Result:
+    """Select the chat's agent in a finished build, wait for it to be ready, and notify the runtime."""
+    backend = context.backend
+    result: Result = {"build_id": build.id}
+    if not build.agents:
+        result["agent_status"] = "no_agent"
+        return result
+    try:
+        agent = select_agent(build.agents)
+    except AgentSelectionError as exc:
+        result.update(agent_status="selection_error", agent_error=str(exc))
+        return result
+    context.turn.bind(WorkspaceBinding(workspace.id, build_id=build.id, agent_id=agent.id))
+    result.update(await wait_for_agent_ready(backend.client, build.id, agent.id, backend.clock, backend.readiness))
+    # The post-ready notification, on every path and whatever the readiness outcome: it starts the primer.
+    context.turn.agent_ready()
+    return result

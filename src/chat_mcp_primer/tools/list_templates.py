@@ -1,0 +1,33 @@
+"""``list_templates``: the templates the model may create a workspace from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chat_mcp_primer.model import ToolSpec
+from chat_mcp_primer.tools._base import LifecycleTool, Result, schema
+
+
+class ListTemplates(LifecycleTool):
+    spec = ToolSpec(
+        name="list_templates",
+        description="List the workspace templates available to create a workspace from (id, name, description).",
+        input_schema=schema(),
+    )
+
+    async def run(self, arguments: Mapping[str, Any]) -> Result:
+        templates = await self.context.backend.client.templates()
+        return {
+            "templates": [
+                {
+                    "id": template.id,
+                    "name": template.name,
+                    "display_name": template.display_name,
+                    "description": template.description,
+                    "active_version_id": template.active_version_id,
+                }
+                for template in templates
+                if not template.deprecated
+            ]
+        }
