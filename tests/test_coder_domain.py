@@ -1,0 +1,135 @@
+"""Coder vocabulary: agent selection and parsing of API objects, including malformed ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chat_mcp_primer.workspace.coder import (
+    AgentSelectionError,
+    AgentStatus,
+    BuildActiveError,
+    CoderAuthError,
+    CoderConflictError,
+    CoderProtocolError,
+    CoderServerError,
+    CoderWorkspaceDeletedError,
+    JobStatus,
+    LifecycleState,
+    Preset,
+    WorkspaceAgent,
+    WorkspaceBuild,
+    select_agent,
+    server_name,
+)
+from chat_mcp_primer.workspace.coder._errors import error_from_body
+
+
+def agent(name: str, *, order: int = 0, parent: str | None = None) -> WorkspaceAgent:
+    return WorkspaceAgent(
+        id=f"id-{name}",
+        name=name,
+        status=AgentStatus.CONNECTED,
+        lifecycle_state=LifecycleState.READY,
+        parent_id=parent,
+        display_order=order,
+    )
+
+
+def test_select_agent_prefers_the_coderd_chat_agent() -> None:
+    chosen = select_agent([agent("main"), agent("helper-CODERD-CHAT", order=5)])
+    assert chosen.name == "helper-CODERD-CHAT"
+
+
+def test_select_agent_takes_the_first_root_agent_by_display_order_then_name() -> None:
+    chosen = select_agent([agent("zeta", order=1), agent("beta", order=0), agent("alpha", order=0, parent="x")])
+    assert chosen.name == "beta"
+
+
+def test_two_coderd_chat_agents_are_a_selection_error() -> None:
+    with pytest.raises(AgentSelectionError, match="several agents"):
+        select_agent([agent("a-coderd-chat"), agent("b-coderd-chat")])
+
+
+def test_no_root_agent_is_a_selection_error() -> None:
+    with pytest.raises(AgentSelectionError, match="no root agent"):
+        select_agent([agent("devcontainer", parent="root-id")])
+
+
+def test_mcp_app_slugs_name_their_servers() -> None:
+    assert server_name("mcp") == "mcp"
+    assert server_name("github-mcp") == "github"
+
+
+def build_json(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": "b1",
+        "workspace_id": "w1",
+        "transition": "start",
+        "status": "running",
+        "template_version_id": "v1",
+        "job": {"id": "j1", "status": "succeeded"},
+        "resources": [
+            {
+                "id": "r1",
+                "agents": [{"id": "a1", "name": "main", "status": "connected", "lifecycle_state": "ready", "apps": []}],
+            }
+        ],
+    }
+    data.update(overrides)
+    return data
+
+
+def test_build_parses_its_agents_from_resources() -> None:
+    build = WorkspaceBuild.from_json(build_json())
+    assert build.job.status is JobStatus.SUCCEEDED
+    assert [a.id for a in build.agents] == ["a1"]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"job": None}, {"status": "exploded"}, {"resources": "nope"}, {"id": 5}, {"transition": "sideways"}],
+)
+def test_malformed_build_is_a_protocol_error_naming_the_problem(overrides: dict[str, Any]) -> None:
+    with pytest.raises(CoderProtocolError, match=r"build|job|resource"):
+        WorkspaceBuild.from_json(build_json(**overrides))
+
+
+def test_presets_read_the_capitalised_wire_keys() -> None:
+    preset = Preset.from_json(
+        {"ID": "p1", "Name": "Large", "Parameters": [{"Name": "cpu", "Value": "8"}], "Default": True}
+    )
+    assert preset.parameters == {"cpu": "8"}
+    assert preset.default
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (401, {"message": "You are signed out or your session has expired."}, CoderAuthError),
+        (409, {"message": "A workspace build is already active."}, BuildActiveError),
+        (409, {"message": 'Workspace "dev" already exists.'}, CoderConflictError),
+        (410, {"message": 'Workspace "x" was deleted.'}, CoderWorkspaceDeletedError),
+        (503, None, CoderServerError),
+        (429, {"message": "Too many requests."}, CoderServerError),
+    ],
+)
+def test_error_bodies_map_to_errors_users_catch_by_kind(
+    status: int, body: dict[str, Any] | None, kind: type[Exception]
+) -> None:
+    error = error_from_body(status, body)
+    assert type(error) is kind
+    assert error.status == status
+
+
+def test_name_taken_keeps_its_validations() -> None:
+    error = error_from_body(
+        409,
+        {
+            "message": 'Workspace "dev" already exists.',
+            "validations": [{"field": "name", "detail": "This value is already in use and should be unique."}],
+        },
+    )
+    assert error.validations[0].field == "name"
+    assert "already in use" in str(error)
