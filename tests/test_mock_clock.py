@@ -6,7 +6,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from chat_mcp_primer.clock import run_with_timeout
+from chat_mcp_primer.clock import TIMEOUT_TAG, run_with_timeout
 from chat_mcp_primer.testing import MockClock, MockClockError
 
 pytestmark = pytest.mark.anyio
@@ -273,14 +273,14 @@ async def test_run_with_timeout_raises_timeout_error_when_the_clock_reaches_the_
 
     async def caller() -> None:
         try:
-            outcome.append(await run_with_timeout(clock, 5, hang, "tool", "timeout"))
+            outcome.append(await run_with_timeout(clock, 5, hang, "tool"))
         except TimeoutError as exc:
             outcome.append(exc)
 
     async with anyio.create_task_group() as group:
         group.start_soon(caller)
         await anyio.wait_all_tasks_blocked()
-        assert clock.pending == (("tool", "timeout"),)
+        assert clock.pending == (("tool", TIMEOUT_TAG),)
 
         await clock.advance(4)
         await anyio.wait_all_tasks_blocked()
@@ -340,4 +340,26 @@ async def test_cancelling_the_caller_of_run_with_timeout_cancels_the_call(clock:
 
     assert log == ["call cancelled"]
     assert clock.pending == ()
+    assert clock.now() == 0.0
+
+
+async def test_autojump_never_fires_a_timeout_while_io_is_in_flight(clock: MockClock) -> None:
+    """A task waiting on something outside the clock (real I/O) must not see its timeout fire early."""
+    outside = anyio.Event()
+    outcome: list[str] = []
+
+    async def slow_io() -> str:
+        await outside.wait()
+        return "answered"
+
+    async def request() -> None:
+        outcome.append(await run_with_timeout(clock, 30, slow_io, "io"))
+
+    async with clock.autojump(), anyio.create_task_group() as group:
+        group.start_soon(request)
+        await clock.wait_for_sleeper("io", TIMEOUT_TAG)
+        await anyio.wait_all_tasks_blocked()
+        assert clock.now() == 0.0  # every task is blocked, yet the timeout was not jumped to
+        outside.set()
+    assert outcome == ["answered"]
     assert clock.now() == 0.0

@@ -9,11 +9,16 @@ from chat_mcp_primer.clock._clock import Clock
 
 T = TypeVar("T")
 
+# Added to the tags of every timeout's timer, so a test clock can tell a deadline that only cuts a
+# wait short from one that drives the schedule (`MockClock.autojump` never jumps to a timeout).
+TIMEOUT_TAG = "timeout"
+
 
 async def run_with_timeout(clock: Clock, seconds: float, call: Callable[[], Awaitable[T]], *tags: str) -> T:
     """Run ``call`` and return its result, or raise `TimeoutError` once ``seconds`` pass on ``clock``.
 
-    The timer is a tagged sleep on the injected clock, so a test clock decides when it fires. ``call``
+    The timer is a sleep on the injected clock tagged ``tags`` plus ``"timeout"``, so a test clock
+    decides when it fires. ``call``
     runs in a child task; its exception is re-raised as is (never wrapped in a group), and cancelling the
     caller cancels it. A call that finishes in the same instant the timer fires counts as finished.
     """
@@ -31,7 +36,7 @@ async def run_with_timeout(clock: Clock, seconds: float, call: Callable[[], Awai
                 group.cancel_scope.cancel()
 
         async def expire() -> None:
-            await clock.sleep(seconds, *tags)
+            await clock.sleep(seconds, *tags, TIMEOUT_TAG)
             group.cancel_scope.cancel()
 
         group.start_soon(run_call)

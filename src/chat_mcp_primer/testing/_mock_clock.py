@@ -12,6 +12,7 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from chat_mcp_primer._tasks import BackgroundTasks
+from chat_mcp_primer.clock import TIMEOUT_TAG
 
 
 class MockClockError(AssertionError):
@@ -93,7 +94,7 @@ class MockClock:
         self._sleepers: set[_Sleeper] = set()
         self._traps: list[Trap] = []
         self._order = itertools.count()
-        self._sleeper_added: anyio.Event | None = None
+        self._sleepers_changed: anyio.Event | None = None
         self.sleeps = 0
 
     # -- the Clock protocol ------------------------------------------------------------------------
@@ -117,14 +118,13 @@ class MockClock:
             return
         sleeper = _Sleeper(deadline=deadline, order=next(self._order), tags=tags)
         self._sleepers.add(sleeper)
-        if self._sleeper_added is not None:
-            self._sleeper_added.set()
-            self._sleeper_added = None
+        self._note_change()
         try:
             await sleeper.woken.wait()
         finally:
             self._sleepers.discard(sleeper)
             sleeper.resumed.set()
+            self._note_change()
 
     # -- driving time ------------------------------------------------------------------------------
 
@@ -200,8 +200,10 @@ class MockClock:
     def autojump(self) -> _Autojump:
         """``async with clock.autojump():`` jump to the next deadline whenever every task is blocked.
 
-        For end-to-end tests whose waits are all on this clock. Real I/O counts as blocked too, so do
-        not combine it with a real server whose slowness must not look like a timeout.
+        For end-to-end tests: time flies through polls, pauses and budgets. It never jumps to a timeout
+        (a sleep tagged ``"timeout"`` by `run_with_timeout`): a task blocked on real I/O to a loopback
+        server looks idle, and its request must not time out for that. A test of a timeout advances the
+        clock itself.
         """
         return _Autojump(self)
 
@@ -211,20 +213,28 @@ class MockClock:
         Lets a test wait for code running over real sockets to reach a wait, before moving time.
         """
         while not any(all(tag in sleeper.tags for tag in tags) for sleeper in self._sleepers):
-            await self._next_sleeper()
+            await self._sleepers_change()
 
-    async def _next_sleeper(self) -> None:
-        if self._sleeper_added is None:
-            self._sleeper_added = anyio.Event()
-        await self._sleeper_added.wait()
+    def _note_change(self) -> None:
+        if self._sleepers_changed is not None:
+            self._sleepers_changed.set()
+            self._sleepers_changed = None
+
+    async def _sleepers_change(self) -> None:
+        if self._sleepers_changed is None:
+            self._sleepers_changed = anyio.Event()
+        await self._sleepers_changed.wait()
 
     async def _jump_when_idle(self) -> None:
         while True:
             await anyio.wait_all_tasks_blocked()
-            if self._sleepers:
-                await self.advance_next()
+            schedule = [s.deadline for s in self._sleepers if TIMEOUT_TAG not in s.tags]
+            timeouts = [s.deadline for s in self._sleepers if TIMEOUT_TAG in s.tags]
+            if schedule and not (timeouts and min(timeouts) < min(schedule)):
+                await self.advance(min(schedule) - self._now)
             else:
-                await self._next_sleeper()
+                # Nothing to jump to, or only past a pending timeout (I/O in flight): wait for a change.
+                await self._sleepers_change()
 
 
 class _Autojump:
