@@ -9,6 +9,20 @@ Use them to drive whole turns of your own backend deterministically::
 """
 
 from chat_mcp_primer.testing._events import EventRecorder
+from chat_mcp_primer.testing._fake_coder import (
+    FakeAgent,
+    FakeApp,
+    FakeCoder,
+    FakeMcpServer,
+    FakeParameter,
+    FakePreset,
+    FakeTemplate,
+    FakeUser,
+    FakeVersion,
+    ServedFakeCoder,
+    WorkspaceState,
+    serve_fake_coder,
+)
 from chat_mcp_primer.testing._mcp_server import ToolDef, WorkspaceMCPServer, echo_tools
 from chat_mcp_primer.testing._mock_clock import MockClock, MockClockError, Trap, TrappedCall
 from chat_mcp_primer.testing._scripted_model import ScriptedModel, ScriptExhaustedError, ScriptStep, call
@@ -17,6 +31,15 @@ from chat_mcp_primer.workspace import InMemoryWorkspaces
 
 __all__ = [
     "EventRecorder",
+    "FakeAgent",
+    "FakeApp",
+    "FakeCoder",
+    "FakeMcpServer",
+    "FakeParameter",
+    "FakePreset",
+    "FakeTemplate",
+    "FakeUser",
+    "FakeVersion",
     "InMemoryWorkspaces",
     "LoopbackServer",
     "MockClock",
@@ -24,10 +47,13 @@ __all__ = [
     "ScriptExhaustedError",
     "ScriptStep",
     "ScriptedModel",
+    "ServedFakeCoder",
     "ToolDef",
     "Trap",
     "TrappedCall",
     "WorkspaceMCPServer",
+    "WorkspaceState",
     "call",
     "echo_tools",
+    "serve_fake_coder",
 ]

@@ -1,0 +1,169 @@
+"""Coder's path-based app proxy: ``/@{owner}/{workspace}.{agent}/apps/{slug}/{path}``.
+
+Requests authenticate with the same session token as the API (which is stripped before forwarding). The
+agent is looked up in the workspace's latest build (``.{agent}`` may be left out when there is only one).
+An MCP app whose server is up is served in-process; an app that is not up (agent still connecting or
+starting, server cold-starting) or has nothing behind it answers 502, the way Coder does when it cannot
+dial the app. Proxy errors are HTML pages, as Coder renders them.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from chat_mcp_primer.testing._fake_coder._auth import SESSION_TOKEN_COOKIE, authenticate, session_token
+from chat_mcp_primer.testing._fake_coder._config import FakeMcpServer
+from chat_mcp_primer.testing._fake_coder._lifecycle import (
+    agent_view,
+    job_view,
+    mcp_server_up_at,
+    visible_resources,
+)
+from chat_mcp_primer.testing._fake_coder._mcp_host import McpHost, McpKey, mcp_server_app
+from chat_mcp_primer.testing._fake_coder._state import CoderState
+from chat_mcp_primer.testing._fake_coder._wire import ApiError
+
+PROXY_PATH = "/@{owner}/{target}/apps/{slug}/{path:path}"
+PROXY_ROUTE = "/@{owner}/{workspace_and_agent}/apps/{slug}/{path}"
+_APP_ROOT_PATH = "/@{owner}/{target}/apps/{slug}"
+_STRIPPED_HEADERS = frozenset({b"coder-session-token"})
+# Starlette routing keys of the outer app, not meant for the app behind the proxy.
+_OUTER_ROUTING_KEYS = ("path_params", "endpoint", "route", "router")
+
+
+class _ProxyError(Exception):
+    def __init__(self, status: int, title: str, description: str) -> None:
+        super().__init__(title)
+        self.status = status
+        self.title = title
+        self.description = description
+
+    def response(self) -> Response:
+        page = (
+            f"<!doctype html><html><head><title>{html.escape(self.title)}</title></head>"
+            f"<body><h1>{self.status} - {html.escape(self.title)}</h1>"
+            f"<p>{html.escape(self.description)}</p></body></html>"
+        )
+        return HTMLResponse(page, status_code=self.status)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    key: McpKey
+    server: FakeMcpServer
+
+
+class AppProxy:
+    """The ASGI endpoint behind `PROXY_PATH`."""
+
+    def __init__(self, state: CoderState, host: McpHost) -> None:
+        self._state = state
+        self._host = host
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(PROXY_PATH, self),
+            Route(_APP_ROOT_PATH, _add_trailing_slash),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        params = scope["path_params"]
+        with self._state.lock:
+            self._state.requests[f"{request.method} {PROXY_ROUTE}"] += 1
+        try:
+            viewer = authenticate(self._state, session_token(request))
+        except ApiError as error:
+            await error.response()(scope, receive, send)
+            return
+        try:
+            target = self._resolve(viewer.id, params["owner"], params["target"], params["slug"])
+        except _ProxyError as error:
+            await error.response()(scope, receive, send)
+            return
+        app = await self._host.app(target.key, lambda: mcp_server_app(self._state, target.key, target.server))
+        await app(self._forwarded_scope(scope), receive, send)
+
+    def _resolve(self, viewer_id: str, owner_ref: str, target: str, slug: str) -> _Target:
+        state = self._state
+        with state.lock:
+            viewer = state.users[viewer_id]
+            owner = viewer if owner_ref == "me" else state.user_by_username(owner_ref)
+            workspace_name, _, agent_name = target.partition(".")
+            workspace = None
+            if owner is not None:
+                workspace = state.workspace_by_name(owner, workspace_name, include_deleted=False)
+            if workspace is None or not state.can_read(viewer, workspace):
+                raise _ProxyError(404, "Not Found", "The workspace you are looking for does not exist.")
+            now = state.now()
+            build = workspace.latest_build
+            job = job_view(build.job, now)
+            agents = [agent for resource in visible_resources(build, job) for agent in resource.agents]
+            if agent_name:
+                agents = [agent for agent in agents if agent.config.name == agent_name]
+            elif len(agents) > 1:
+                raise _ProxyError(400, "Bad Request", "More than one agent exists, but no agent specified in the URL.")
+            if not agents:
+                raise _ProxyError(404, "Not Found", f"Agent {agent_name or '(any)'!r} not found in the workspace.")
+            agent = agents[0]
+            server = next((s for s in agent.config.mcp_servers if s.slug == slug), None)
+            known = server is not None or any(app.slug == slug for app in agent.config.apps)
+            if not known:
+                raise _ProxyError(404, "Application Not Found", f"No application with slug {slug!r} on this agent.")
+            view = agent_view(agent.config, job, now)
+            up_at = mcp_server_up_at(server, view) if server is not None else math.inf
+            if server is None or now < up_at:
+                raise _ProxyError(
+                    502,
+                    "Bad Gateway",
+                    "Failed to proxy request to application: dial tcp 127.0.0.1: connect: connection refused",
+                )
+            return _Target(key=(workspace.id, agent.id, slug), server=server)
+
+    @staticmethod
+    def _forwarded_scope(scope: Scope) -> Scope:
+        """The request as the app sees it: mounted under its proxy prefix, without the session token."""
+        params = scope["path_params"]
+        prefix = _APP_ROOT_PATH.format(owner=params["owner"], target=params["target"], slug=params["slug"])
+        forwarded = {key: value for key, value in scope.items() if key not in _OUTER_ROUTING_KEYS}
+        forwarded["root_path"] = scope.get("root_path", "") + prefix
+        headers = []
+        for name, value in scope["headers"]:
+            if name.lower() in _STRIPPED_HEADERS:
+                continue
+            if name.lower() == b"cookie":
+                value = _without_session_cookie(value)
+                if not value:
+                    continue
+            headers.append((name, value))
+        forwarded["headers"] = headers
+        query = [
+            (key, value)
+            for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            if key != SESSION_TOKEN_COOKIE
+        ]
+        forwarded["query_string"] = urlencode(query).encode("latin-1")
+        return forwarded
+
+
+def _without_session_cookie(value: bytes) -> bytes:
+    kept = [
+        part.strip()
+        for part in value.decode("latin-1").split(";")
+        if part.strip() and part.strip().split("=", 1)[0] != SESSION_TOKEN_COOKIE
+    ]
+    return "; ".join(kept).encode("latin-1")
+
+
+async def _add_trailing_slash(request: Request) -> Response:
+    """Coder redirects ``.../apps/{slug}`` to ``.../apps/{slug}/``."""
+    url = request.url.replace(path=request.url.path + "/")
+    return RedirectResponse(str(url), status_code=307)
