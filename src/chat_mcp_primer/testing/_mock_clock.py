@@ -202,10 +202,10 @@ class MockClock:
     def autojump(self) -> _Autojump:
         """``async with clock.autojump():`` jump to the next deadline whenever every task is blocked.
 
-        For end-to-end tests: time flies through polls, pauses and budgets. It never jumps to a timeout
-        (a sleep tagged ``"timeout"`` by `run_with_timeout`): a task blocked on real I/O to a loopback
-        server looks idle, and its request must not time out for that. A test of a timeout advances the
-        clock itself.
+        For end-to-end tests: time flies through polls, pauses and budgets. It never moves while a wait
+        bounded by a timeout (a sleep tagged ``"timeout"`` by `run_with_timeout`) is in flight: a task
+        blocked on real I/O to a loopback server looks idle, and neither its timeout nor any other timer
+        may fire just because the I/O takes real time. A test of a timeout advances the clock itself.
         """
         return _Autojump(self)
 
@@ -230,12 +230,12 @@ class MockClock:
     async def _jump_when_idle(self) -> None:
         while True:
             await _all_tasks_blocked()
-            schedule = [s.deadline for s in self._sleepers if TIMEOUT_TAG not in s.tags]
-            timeouts = [s.deadline for s in self._sleepers if TIMEOUT_TAG in s.tags]
-            if schedule and not (timeouts and min(timeouts) < min(schedule)):
-                await self.advance(min(schedule) - self._now)
+            io_in_flight = any(TIMEOUT_TAG in sleeper.tags for sleeper in self._sleepers)
+            if self._sleepers and not io_in_flight:
+                await self.advance_next()
             else:
-                # Nothing to jump to, or only past a pending timeout (I/O in flight): wait for a change.
+                # Nothing to jump to, or a wait bounded by a timeout is in flight (real I/O, typically):
+                # moving time now would make the outcome depend on how fast that I/O is.
                 await self._sleepers_change()
 
 
@@ -251,6 +251,7 @@ async def _all_tasks_blocked() -> None:
         await anyio.wait_all_tasks_blocked()
         return
     this = asyncio.current_task()
+    loop = asyncio.get_running_loop()
     checks = 0
     while True:
         if checks < _IDLE_CHECKPOINTS:
@@ -258,8 +259,14 @@ async def _all_tasks_blocked() -> None:
         else:
             await anyio.sleep(_IDLE_POLL_S)
         checks += 1
-        if all(task is this or _blocked(task) for task in asyncio.all_tasks()):
+        # Idle means no task can run and no callback is queued to wake one: a task waiting on a future
+        # that is already being resolved is about to run, not blocked.
+        if not _queued_callbacks(loop) and all(task is this or _blocked(task) for task in asyncio.all_tasks()):
             return
+
+
+def _queued_callbacks(loop: asyncio.AbstractEventLoop) -> int:
+    return len(getattr(loop, "_ready", ()))
 
 
 def _blocked(task: asyncio.Task[object]) -> bool:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint
-from chat_mcp_primer.workspace.coder._client import TOKEN_HEADER, CoderClient
+from chat_mcp_primer.workspace.coder._client import TOKEN_HEADER, CoderClient, path_segment
 from chat_mcp_primer.workspace.coder._domain import (
     AppHealth,
     JobStatus,
@@ -72,11 +71,12 @@ class CoderBackend:
         return self.client.clock
 
     def endpoints(self, workspace: Workspace, agent: WorkspaceAgent) -> tuple[McpEndpoint, ...]:
-        base = f"{self.client.url}/@{quote(workspace.owner_name)}/{quote(workspace.name)}.{quote(agent.name)}/apps"
+        owner, name, agent_name = (path_segment(part) for part in (workspace.owner_name, workspace.name, agent.name))
+        base = f"{self.client.url}/@{owner}/{name}.{agent_name}/apps"
         return tuple(
             McpEndpoint(
                 server=server_name(app.slug),
-                url=f"{base}/{quote(app.slug)}/{self.apps.mcp_path}",
+                url=f"{base}/{path_segment(app.slug)}/{self.apps.mcp_path}",
                 headers={TOKEN_HEADER: self.client.token},
                 health=_HEALTH[app.health],
             )

@@ -36,6 +36,12 @@ REQUEST_TAGS = ("coder", "request")
 RETRY_TAGS = ("coder", "retry")
 
 
+def path_segment(value: str) -> str:
+    """``value`` as one path segment: every reserved character escaped, ``/`` included, so an id or a
+    name from the model can never reach another route."""
+    return quote(value, safe="")
+
+
 @dataclass(frozen=True, slots=True)
 class CoderSettings:
     """How the Coder client waits and retries. Every wait is on the injected Clock."""
@@ -209,23 +215,25 @@ class CoderClient:
         return [Template.from_json(item) for item in await self._list("/templates")]
 
     async def template(self, template_id: str) -> Template:
-        return Template.from_json(await self._object("GET", f"/templates/{quote(template_id)}"))
+        return Template.from_json(await self._object("GET", f"/templates/{path_segment(template_id)}"))
 
     async def template_by_name(self, organization: str, name: str) -> Template:
-        path = f"/organizations/{quote(organization)}/templates/{quote(name)}"
+        path = f"/organizations/{path_segment(organization)}/templates/{path_segment(name)}"
         return Template.from_json(await self._object("GET", path))
 
     async def template_version(self, version_id: str) -> TemplateVersion:
-        return TemplateVersion.from_json(await self._object("GET", f"/templateversions/{quote(version_id)}"))
+        return TemplateVersion.from_json(await self._object("GET", f"/templateversions/{path_segment(version_id)}"))
 
     async def rich_parameters(self, version_id: str) -> list[Mapping[str, Any]]:
-        return await self._list(f"/templateversions/{quote(version_id)}/rich-parameters")
+        return await self._list(f"/templateversions/{path_segment(version_id)}/rich-parameters")
 
     async def presets(self, version_id: str) -> list[Preset]:
-        return [Preset.from_json(item) for item in await self._list(f"/templateversions/{quote(version_id)}/presets")]
+        return [
+            Preset.from_json(item) for item in await self._list(f"/templateversions/{path_segment(version_id)}/presets")
+        ]
 
     async def workspace(self, workspace_id: str) -> Workspace:
-        return Workspace.from_json(await self._object("GET", f"/workspaces/{quote(workspace_id)}"))
+        return Workspace.from_json(await self._object("GET", f"/workspaces/{path_segment(workspace_id)}"))
 
     async def workspaces(self, *terms: str, limit: int | None = None, offset: int | None = None) -> list[Workspace]:
         """Workspaces matching the search ``terms`` (``owner:me``, ``name:dev``, ``template:docker``)."""
@@ -275,7 +283,7 @@ class CoderClient:
             body["template_version_preset_id"] = preset_id
         if parameters:
             body["rich_parameter_values"] = [{"name": k, "value": v} for k, v in parameters.items()]
-        return Workspace.from_json(await self._object("POST", f"/users/{quote(user)}/workspaces", body=body))
+        return Workspace.from_json(await self._object("POST", f"/users/{path_segment(user)}/workspaces", body=body))
 
     async def create_build(
         self,
@@ -297,21 +305,21 @@ class CoderClient:
             body["rich_parameter_values"] = [{"name": k, "value": v} for k, v in parameters.items()]
         if reason is not None:
             body["reason"] = reason
-        path = f"/workspaces/{quote(workspace_id)}/builds"
+        path = f"/workspaces/{path_segment(workspace_id)}/builds"
         return WorkspaceBuild.from_json(await self._object("POST", path, body=body))
 
     async def build(self, build_id: str) -> WorkspaceBuild:
-        return WorkspaceBuild.from_json(await self._object("GET", f"/workspacebuilds/{quote(build_id)}"))
+        return WorkspaceBuild.from_json(await self._object("GET", f"/workspacebuilds/{path_segment(build_id)}"))
 
     async def cancel_build(self, build_id: str) -> None:
-        await self.request("PATCH", f"/workspacebuilds/{quote(build_id)}/cancel")
+        await self.request("PATCH", f"/workspacebuilds/{path_segment(build_id)}/cancel")
 
     async def watch(self, workspace_id: str) -> AsyncIterator[Workspace]:
         """The workspace each time it changes, from the server-sent event stream, until the stream ends.
 
         ``ping`` events are skipped; an ``error`` event is raised as the `CoderError` it carries.
         """
-        path = f"/workspaces/{quote(workspace_id)}/watch"
+        path = f"/workspaces/{path_segment(workspace_id)}/watch"
         try:
             async with httpx_sse.aconnect_sse(self._http, "GET", path, timeout=None) as source:
                 response = source.response
