@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import pytest
 
 from chat_mcp_primer.events import Events
@@ -437,3 +438,23 @@ async def test_revoked_token_is_a_clear_error_result_without_the_token(world: Wo
     assert raw.is_error
     assert "signed out" in raw.text
     assert world.fake.token not in raw.text
+
+
+async def test_token_revoked_while_waiting_for_the_agent_fails_at_once(world: World) -> None:
+    world.fake.create_workspace("dev", "docker", state="starting")
+    binding = bound_to(world, "dev")
+
+    async with turn(world, binding) as t:
+        start = t.tools["start_workspace"]
+
+        async def revoke_once_waiting_for_the_agent() -> None:
+            await world.clock.wait_for_sleeper("coder", "agent-poll")
+            world.fake.revoke_token()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(revoke_once_waiting_for_the_agent)
+            raw = await start.call({})
+        elapsed = world.clock.now()
+    assert raw.is_error
+    assert "signed out" in raw.text
+    assert elapsed < ReadinessSettings().agent_online_timeout  # no budget spent waiting on a dead token

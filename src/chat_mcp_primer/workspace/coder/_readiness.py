@@ -19,8 +19,15 @@ from chat_mcp_primer.workspace.coder._errors import (
     BuildCanceledError,
     BuildFailedError,
     BuildTimeoutError,
+    CoderAuthError,
     CoderError,
+    CoderNotFoundError,
+    CoderPermissionError,
 )
+
+# Failures no amount of waiting fixes (a revoked token, a build that is gone): raised at once rather
+# than spending the rest of a readiness budget.
+_FINAL = (CoderAuthError, CoderPermissionError, CoderNotFoundError)
 
 BUILD_POLL_TAGS = ("coder", "build-poll")
 AGENT_POLL_TAGS = ("coder", "agent-poll")
@@ -104,7 +111,9 @@ async def wait_for_agent_ready(
     The two budgets are independent. Phase 1 (online): on exhaustion ``{"agent_status": "not_ready",
     "agent_error": ...}``. Phase 2 (lifecycle): ``created``/``starting`` keep waiting, ``ready`` is
     success, any other state gives ``{"startup_scripts": "startup_scripts_failed", "lifecycle_state":
-    <state>}``, exhaustion ``{"startup_scripts": "startup_scripts_timeout"}``. Cancellation propagates.
+    <state>}``, exhaustion ``{"startup_scripts": "startup_scripts_timeout"}``. A revoked token or a
+    build that is gone raises at once; other read failures are retried within the budget. Cancellation
+    propagates.
     """
     online_deadline = clock.now() + settings.agent_online_timeout
     last_error = "agent has not connected yet"
@@ -121,6 +130,8 @@ async def wait_for_agent_ready(
                 break
             else:
                 last_error = f"agent status is {agent.status.value}"
+        except _FINAL:
+            raise
         except (CoderError, TimeoutError) as exc:
             last_error = str(exc) or type(exc).__name__
         remaining = online_deadline - clock.now()
@@ -142,6 +153,8 @@ async def wait_for_agent_ready(
         await clock.sleep(min(settings.lifecycle_poll_interval, remaining), *LIFECYCLE_POLL_TAGS)
         try:
             build = await client.build(build_id)
+        except _FINAL:
+            raise
         except CoderError:
             continue  # a passing read failure: the lifecycle budget still bounds the wait
         agent = _agent_in(build, agent_id) or agent
