@@ -159,3 +159,20 @@ async def test_update_workspace_replaces_the_old_agents_tools_with_the_new_versi
     assert offered[0] == ["mcp__search"]  # the v1 agent's tools, before the update
     assert offered[1] == []  # the new agent's server is still starting: nothing stale is offered
     assert offered[2] == ["mcp__deploy"]  # the v2 agent's tools, never the cached v1 list
+
+
+async def test_only_root_chats_are_given_the_workspace_tools(
+    clock: MockClock, backend: CoderBackend, event_log: EventRecorder
+) -> None:
+    model = ScriptedModel([ModelResponse(text="I am a sub-agent."), ModelResponse(text="I am the root.")])
+    await run(clock, backend, model, event_log, Chat(id="sub", owner="alice", parent_id="root"))
+    await run(clock, backend, model, event_log, Chat(id="root", owner="alice"))
+    assert model.offered[0] == ()
+    assert set(model.offered[1]) == {
+        "list_templates",
+        "create_workspace",
+        "start_workspace",
+        "stop_workspace",
+        "restart_workspace",
+        "update_workspace",
+    }
