@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ import anyio
 from chat_mcp_primer.model import ToolResult, ToolSpec, WorkspaceBinding
 from chat_mcp_primer.workspace.coder import (
     AgentSelectionError,
-    BuildActiveError,
     BuildError,
     CoderBackend,
     CoderError,
@@ -23,9 +21,13 @@ from chat_mcp_primer.workspace.coder import (
     Transition,
     Workspace,
     WorkspaceBuild,
+    build_when_idle,
     select_agent,
     wait_for_agent_ready,
     wait_for_build,
+)
+from chat_mcp_primer.workspace.coder import (
+    settle as settle_workspace,
 )
 from chat_mcp_primer.workspace_mcp import TurnWorkspace
 
@@ -99,28 +101,17 @@ async def bound_workspace(context: ToolContext) -> Workspace | Result:
 
 
 async def settle(context: ToolContext, workspace: Workspace) -> Workspace:
-    """Wait for the workspace's active build, if any, and return the workspace as it is then.
-
-    A failed or canceled build is fine here: it is history, and the caller decides what comes next.
-    """
-    build = workspace.latest_build
-    if build.job.status.active:
-        with contextlib.suppress(BuildError):
-            await wait_for_build(context.backend.client, build, context.backend.clock, context.backend.readiness)
-        workspace = await context.backend.client.workspace(workspace.id)
-    return workspace
+    backend = context.backend
+    return await settle_workspace(backend.client, workspace, backend.clock, backend.readiness)
 
 
 async def post_build(
     context: ToolContext, workspace: Workspace, transition: Transition, version_id: str | None = None
 ) -> WorkspaceBuild:
-    """Start a build; on 409 "build already active", wait for the active build and try once more."""
-    client = context.backend.client
-    try:
-        return await client.create_build(workspace.id, transition, template_version_id=version_id)
-    except BuildActiveError:
-        await settle(context, await client.workspace(workspace.id))
-        return await client.create_build(workspace.id, transition, template_version_id=version_id)
+    backend = context.backend
+    return await build_when_idle(
+        backend.client, workspace, transition, backend.clock, backend.readiness, template_version_id=version_id
+    )
 
 
 def build_failure(exc: BuildError) -> Result:

@@ -16,7 +16,7 @@ from chat_mcp_primer.tools._base import (
     settle,
     stop_and_wait,
 )
-from chat_mcp_primer.workspace.coder import JobStatus, Transition
+from chat_mcp_primer.workspace.coder import Transition, is_running
 
 
 class RestartWorkspace(LifecycleTool):
@@ -31,8 +31,7 @@ class RestartWorkspace(LifecycleTool):
         if isinstance(workspace, dict):
             return workspace
         workspace = await settle(self.context, workspace)
-        build = workspace.latest_build
-        if build.transition is Transition.START and build.job.status is JobStatus.SUCCEEDED:
+        if is_running(workspace):
             failure = await stop_and_wait(self.context, workspace)
             if failure is not None:
                 return {"restarted": False, "workspace_name": workspace.name, **failure}

@@ -16,7 +16,7 @@ from chat_mcp_primer.tools._base import (
     schema,
     settle,
 )
-from chat_mcp_primer.workspace.coder import JobStatus, Transition
+from chat_mcp_primer.workspace.coder import Transition, is_running
 
 
 class StartWorkspace(LifecycleTool):
@@ -36,7 +36,7 @@ class StartWorkspace(LifecycleTool):
             return {"started": "error" not in result, "workspace_name": workspace.name, **result}
         workspace = await settle(self.context, workspace)
         build = workspace.latest_build
-        if build.transition is Transition.START and build.job.status is JobStatus.SUCCEEDED:
+        if is_running(workspace):
             # Already running: wait for readiness and notify anyway, so the primer runs (upstream gap 1).
             result = await ready_agent(self.context, workspace, build)
             return {"started": True, "already_running": True, "workspace_name": workspace.name, **result}

@@ -7,7 +7,7 @@ from typing import Any
 
 from chat_mcp_primer.model import ToolSpec
 from chat_mcp_primer.tools._base import LifecycleTool, Result, bound_workspace, schema, settle, stop_and_wait
-from chat_mcp_primer.workspace.coder import JobStatus, Transition
+from chat_mcp_primer.workspace.coder import is_stopped
 
 
 class StopWorkspace(LifecycleTool):
@@ -22,8 +22,7 @@ class StopWorkspace(LifecycleTool):
         if isinstance(workspace, dict):
             return workspace
         workspace = await settle(self.context, workspace)
-        build = workspace.latest_build
-        if build.transition is Transition.STOP and build.job.status is JobStatus.SUCCEEDED:
+        if is_stopped(workspace):
             return {"stopped": True, "no_build": True, "workspace_name": workspace.name}
         failure = await stop_and_wait(self.context, workspace)
         if failure is not None:

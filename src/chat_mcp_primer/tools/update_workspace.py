@@ -17,7 +17,14 @@ from chat_mcp_primer.tools._base import (
     settle,
     stop_and_wait,
 )
-from chat_mcp_primer.workspace.coder import CoderNotFoundError, CoderValidationError, JobStatus, Transition, Workspace
+from chat_mcp_primer.workspace.coder import (
+    CoderNotFoundError,
+    CoderValidationError,
+    JobStatus,
+    Transition,
+    Workspace,
+    is_running,
+)
 
 
 class UpdateWorkspace(LifecycleTool):
@@ -39,8 +46,7 @@ class UpdateWorkspace(LifecycleTool):
         if refusal is not None:
             return {"updated": False, "workspace_name": workspace.name, "error": refusal}
         workspace = await settle(self.context, workspace)
-        build = workspace.latest_build
-        if build.transition is Transition.START and build.job.status is JobStatus.SUCCEEDED:
+        if is_running(workspace):
             failure = await stop_and_wait(self.context, workspace)
             if failure is not None:
                 return {"updated": False, "workspace_name": workspace.name, **failure}

@@ -45,6 +45,7 @@ from chat_mcp_primer.workspace.coder._readiness import (
     wait_for_agent_ready,
     wait_for_build,
 )
+from chat_mcp_primer.workspace.coder._recipes import build_when_idle, is_running, is_stopped, settle
 
 __all__ = [
     "TOKEN_HEADER",
@@ -86,9 +87,13 @@ __all__ = [
     "WorkspaceAgent",
     "WorkspaceApp",
     "WorkspaceBuild",
+    "build_when_idle",
     "is_mcp_app",
+    "is_running",
+    "is_stopped",
     "select_agent",
     "server_name",
+    "settle",
     "wait_for_agent_ready",
     "wait_for_build",
 ]
