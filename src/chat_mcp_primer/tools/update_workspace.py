@@ -17,14 +17,7 @@ from chat_mcp_primer.tools._base import (
     settle,
     stop_and_wait,
 )
-from chat_mcp_primer.workspace.coder import (
-    CoderNotFoundError,
-    CoderValidationError,
-    JobStatus,
-    Transition,
-    Workspace,
-    is_running,
-)
+from chat_mcp_primer.workspace.coder import Transition, is_running, version_refusal
 
 
 class UpdateWorkspace(LifecycleTool):
@@ -42,7 +35,7 @@ class UpdateWorkspace(LifecycleTool):
         if isinstance(workspace, dict):
             return workspace
         version_id = optional_str(arguments, "template_version_id") or workspace.template_active_version_id
-        refusal = await self._refusal(workspace, version_id)
+        refusal = await version_refusal(self.context.backend.client, workspace, version_id)
         if refusal is not None:
             return {"updated": False, "workspace_name": workspace.name, "error": refusal}
         workspace = await settle(self.context, workspace)
@@ -58,17 +51,3 @@ class UpdateWorkspace(LifecycleTool):
             "template_version_id": version_id,
             **result,
         }
-
-    async def _refusal(self, workspace: Workspace, version_id: str) -> str | None:
-        """Why the workspace cannot move to ``version_id``, or None when it can."""
-        try:
-            version = await self.context.backend.client.template_version(version_id)
-        except (CoderNotFoundError, CoderValidationError):
-            return f"template version {version_id!r} does not exist"
-        if version.template_id != workspace.template_id:
-            return f"template version {version_id!r} belongs to another template"
-        if version.job.status is JobStatus.FAILED:
-            return f"template version {version_id!r} failed to import"
-        if version.job.status is not JobStatus.SUCCEEDED:
-            return f"template version {version_id!r} is still importing; try again shortly"
-        return None

@@ -45,7 +45,13 @@ from chat_mcp_primer.workspace.coder._readiness import (
     wait_for_agent_ready,
     wait_for_build,
 )
-from chat_mcp_primer.workspace.coder._recipes import build_when_idle, is_running, is_stopped, settle
+from chat_mcp_primer.workspace.coder._recipes import (
+    build_when_idle,
+    is_running,
+    is_stopped,
+    settle,
+    version_refusal,
+)
 
 __all__ = [
     "TOKEN_HEADER",
@@ -94,6 +100,7 @@ __all__ = [
     "select_agent",
     "server_name",
     "settle",
+    "version_refusal",
     "wait_for_agent_ready",
     "wait_for_build",
 ]

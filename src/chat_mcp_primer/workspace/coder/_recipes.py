@@ -7,7 +7,12 @@ import contextlib
 from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.workspace.coder._client import CoderClient
 from chat_mcp_primer.workspace.coder._domain import JobStatus, Transition, Workspace, WorkspaceBuild
-from chat_mcp_primer.workspace.coder._errors import BuildActiveError, BuildError
+from chat_mcp_primer.workspace.coder._errors import (
+    BuildActiveError,
+    BuildError,
+    CoderNotFoundError,
+    CoderValidationError,
+)
 from chat_mcp_primer.workspace.coder._readiness import ReadinessSettings, wait_for_build
 
 
@@ -49,3 +54,18 @@ async def build_when_idle(
     except BuildActiveError:
         await settle(client, await client.workspace(workspace.id), clock, readiness)
         return await client.create_build(workspace.id, transition, template_version_id=template_version_id)
+
+
+async def version_refusal(client: CoderClient, workspace: Workspace, version_id: str) -> str | None:
+    """Why ``workspace`` cannot move to template version ``version_id``, or None when it can."""
+    try:
+        version = await client.template_version(version_id)
+    except (CoderNotFoundError, CoderValidationError):
+        return f"template version {version_id!r} does not exist"
+    if version.template_id != workspace.template_id:
+        return f"template version {version_id!r} belongs to another template"
+    if version.job.status is JobStatus.FAILED:
+        return f"template version {version_id!r} failed to import"
+    if version.job.status is not JobStatus.SUCCEEDED:
+        return f"template version {version_id!r} is still importing; try again shortly"
+    return None
