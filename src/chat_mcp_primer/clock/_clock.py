@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from typing import Protocol, runtime_checkable
 
 import anyio
@@ -27,16 +28,20 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock: anyio's event-loop time, so it follows whatever clock the loop runs on."""
+    """The real clock: the operating system's monotonic time.
+
+    Readable from any thread and any process of the machine (a fake server in another thread, a CLI in
+    another process), and the same on asyncio and trio, whose loop clocks differ in their offsets.
+    """
 
     def now(self) -> float:
-        return anyio.current_time()
+        return time.monotonic()
 
     async def sleep(self, seconds: float, *tags: str) -> None:
         await anyio.sleep(seconds)
 
     async def sleep_until(self, deadline: float, *tags: str) -> None:
-        await anyio.sleep_until(deadline)
+        await anyio.sleep(max(0.0, deadline - time.monotonic()))
 
     def __repr__(self) -> str:
         return "SystemClock()"
