@@ -29,6 +29,7 @@ from chat_mcp_primer.testing import (
 )
 from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
+from chat_mcp_primer.workspace_mcp import PrimerSettings, Strategy
 
 pytestmark = pytest.mark.anyio
 
@@ -78,16 +79,53 @@ def workspace_tools(model: ScriptedModel, server: str) -> list[list[str]]:
     return [[name for name in names if name.startswith(f"{server}__")] for names in model.offered]
 
 
-async def run(clock: MockClock, backend: CoderBackend, model: ScriptedModel, events: EventRecorder, chat: Chat) -> Chat:
+async def run(
+    clock: MockClock,
+    backend: CoderBackend,
+    model: ScriptedModel,
+    events: EventRecorder,
+    chat: Chat,
+    strategy: Strategy = "primed",
+) -> Chat:
     runtime = ChatRuntime(
-        model, backend=backend, workspace_tools=CoderWorkspaceTools(backend), clock=clock, on_event=events
+        model,
+        backend=backend,
+        workspace_tools=CoderWorkspaceTools(backend),
+        clock=clock,
+        on_event=events,
+        primer=PrimerSettings(strategy=strategy),
     )
     async with clock.autojump(), runtime:
         result = await runtime.run_turn(chat, "set me up and search the docs")
     return result.chat
 
 
-async def test_create_workspace_offers_the_workspace_tools_at_the_first_step_after_the_primer_succeeds(
+async def test_primed_create_workspace_offers_the_tools_at_the_very_next_step(
+    clock: MockClock, fake: FakeCoder, backend: CoderBackend, event_log: EventRecorder
+) -> None:
+    model = ScriptedModel(
+        [
+            ModelResponse(
+                tool_calls=(
+                    call("create_workspace", json.dumps({"template_id": fake.template_id("docker"), "name": "dev"})),
+                )
+            ),
+            ModelResponse(tool_calls=(call("mcp__search", '{"query": "primer"}'),)),
+            ModelResponse(text="Found it."),
+        ]
+    )
+    await run(clock, backend, model, event_log, Chat(id="chat-1", owner="alice"))
+
+    # Step 1 waited (bounded) for the primer, which caught the server as it came up.
+    assert workspace_tools(model, "mcp") == [[], ["mcp__search"], ["mcp__search"]]
+    [succeeded] = event_log.named("primer.succeeded")
+    assert SERVER_UP_AT <= succeeded.at < SERVER_UP_AT + PrimerSettings().retry_interval
+    assert succeeded.fields["attempts"] <= PrimerSettings().max_attempts
+    assert event_log.named("prepare.waiting_for_primer")
+    assert fake.mcp_tool_calls("dev") == 1
+
+
+async def test_reference_create_workspace_offers_the_tools_at_the_first_step_after_the_primer_succeeds(
     clock: MockClock, fake: FakeCoder, backend: CoderBackend, event_log: EventRecorder
 ) -> None:
     model = ScriptedModel(
@@ -104,7 +142,7 @@ async def test_create_workspace_offers_the_workspace_tools_at_the_first_step_aft
             ModelResponse(text="Found it."),
         ]
     )
-    chat = await run(clock, backend, model, event_log, Chat(id="chat-1", owner="alice"))
+    chat = await run(clock, backend, model, event_log, Chat(id="chat-1", owner="alice"), "reference")
 
     assert workspace_tools(model, "mcp") == [[], [], ["mcp__search"], ["mcp__search"]]
     [started] = event_log.named("primer.started")
@@ -140,7 +178,18 @@ async def test_start_on_an_already_running_workspace_primes_and_offers_tools_at_
     assert fake.builds_created == 0
 
 
-async def test_update_workspace_replaces_the_old_agents_tools_with_the_new_versions(
+async def test_the_reference_does_not_prime_after_start_on_a_running_workspace(
+    clock: MockClock, fake: FakeCoder, backend: CoderBackend, event_log: EventRecorder
+) -> None:
+    """Its upstream gap 1, reproduced by strategy="reference" for comparison."""
+    workspace_id = fake.create_workspace("dev", "docker", state="running")
+    model = ScriptedModel([ModelResponse(tool_calls=(call("start_workspace"),)), ModelResponse(text="Ready.")])
+    chat = Chat(id="chat-1", owner="alice", workspace=WorkspaceBinding(workspace_id))
+    await run(clock, backend, model, event_log, chat, "reference")
+    assert not event_log.named("primer.started")
+
+
+async def test_reference_update_replaces_the_old_agents_tools_with_the_new_versions(
     clock: MockClock, fake: FakeCoder, backend: CoderBackend, event_log: EventRecorder
 ) -> None:
     workspace_id = fake.create_workspace("dev", "docker", state="running")
@@ -153,12 +202,30 @@ async def test_update_workspace_replaces_the_old_agents_tools_with_the_new_versi
         ]
     )
     chat = Chat(id="chat-1", owner="alice", workspace=WorkspaceBinding(workspace_id))
-    await run(clock, backend, model, event_log, chat)
+    await run(clock, backend, model, event_log, chat, "reference")
 
     offered = [[n for n in names if n.startswith("mcp__")] for names in model.offered]
     assert offered[0] == ["mcp__search"]  # the v1 agent's tools, before the update
     assert offered[1] == []  # the new agent's server is still starting: nothing stale is offered
     assert offered[2] == ["mcp__deploy"]  # the v2 agent's tools, never the cached v1 list
+
+
+async def test_primed_update_offers_the_new_versions_tools_at_the_next_step(
+    clock: MockClock, fake: FakeCoder, backend: CoderBackend, event_log: EventRecorder
+) -> None:
+    workspace_id = fake.create_workspace("dev", "docker", state="running")
+    v2 = fake.version_id("docker", "v2")
+    model = ScriptedModel(
+        [
+            ModelResponse(tool_calls=(call("update_workspace", json.dumps({"template_version_id": v2})),)),
+            ModelResponse(text="Updated."),
+        ]
+    )
+    chat = Chat(id="chat-1", owner="alice", workspace=WorkspaceBinding(workspace_id))
+    await run(clock, backend, model, event_log, chat)
+
+    offered = [[n for n in names if n.startswith("mcp__")] for names in model.offered]
+    assert offered == [["mcp__search"], ["mcp__deploy"]]
 
 
 async def test_only_root_chats_are_given_the_workspace_tools(

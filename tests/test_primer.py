@@ -1,4 +1,7 @@
-"""The reference primer tests (chatd behaviour spec, section 8), on the fake clock, over real loopback MCP."""
+"""The reference primer tests (chatd behaviour spec, section 8), on the fake clock, over real loopback MCP.
+
+They run the reference strategy, whose schedule they pin exactly.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ async def test_primer_succeeds_on_first_attempt_with_exactly_one_listing(
     make_turn: Callable[..., TurnWorkspace],
 ) -> None:
     workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
-    async with make_turn(BINDING) as turn:
+    async with make_turn(BINDING, strategy="reference") as turn:
         turn.agent_ready()
         await wait_for_primer(turn)
         report = turn.primer_reports[0]
@@ -58,7 +61,7 @@ async def test_primer_retries_until_tools_appear(
 ) -> None:
     server.ready_at = 2.0
     workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
-    async with make_turn(BINDING) as turn:
+    async with make_turn(BINDING, strategy="reference") as turn:
         with clock.trap(*RETRY_TAGS) as trap:
             turn.agent_ready()
             pause = await trap.wait()  # the first attempt listed nothing: the primer arms its retry timer
@@ -82,7 +85,7 @@ async def test_primer_gives_up_after_budget_without_caching_empty(
 ) -> None:
     server.ready_at = float("inf")  # never lists a tool
     workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
-    async with make_turn(BINDING) as turn:
+    async with make_turn(BINDING, strategy="reference") as turn:
         with clock.trap(*RETRY_TAGS) as trap:
             turn.agent_ready()
             for _ in range(15):
@@ -111,7 +114,7 @@ async def test_primer_exits_on_cancellation_while_parked_in_backoff(
 ) -> None:
     server.ready_at = float("inf")
     workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
-    async with make_turn(BINDING) as turn:
+    async with make_turn(BINDING, strategy="reference") as turn:
         with clock.trap(*RETRY_TAGS) as trap:
             turn.agent_ready()
             pause = await trap.wait()

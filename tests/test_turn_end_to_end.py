@@ -1,4 +1,8 @@
-"""Whole turns through ChatRuntime: a scripted model, the fake clock, real MCP servers over loopback."""
+"""Whole turns through ChatRuntime: a scripted model, the fake clock, real MCP servers over loopback.
+
+These pin the turn's structure on the reference schedule (trapped 2 s pauses, no wait before a step);
+tests/test_primed.py covers what the primed strategy changes.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +23,12 @@ from chat_mcp_primer.testing import (
     call,
     echo_tools,
 )
-from chat_mcp_primer.workspace_mcp import RETRY_TAGS, MemoryToolCache, TurnWorkspace
+from chat_mcp_primer.workspace_mcp import RETRY_TAGS, MemoryToolCache, PrimerSettings, TurnWorkspace
 
 pytestmark = pytest.mark.anyio
 
 READY = WorkspaceBinding("ws-1", build_id="build-1", agent_id="agent-1")
+REFERENCE = PrimerSettings(strategy="reference")
 
 
 class Provision:
@@ -50,7 +55,12 @@ def runtime_for(
     model: ScriptedModel, clock: MockClock, workspaces: InMemoryWorkspaces, events: EventRecorder
 ) -> ChatRuntime:
     return ChatRuntime(
-        model, backend=workspaces, workspace_tools=lambda turn: [Provision(turn)], clock=clock, on_event=events
+        model,
+        backend=workspaces,
+        workspace_tools=lambda turn: [Provision(turn)],
+        clock=clock,
+        on_event=events,
+        primer=REFERENCE,
     )
 
 
@@ -93,6 +103,7 @@ async def test_workspace_tools_are_offered_at_the_first_step_after_the_primer_su
                 workspace_tools=lambda turn: [Provision(turn)],
                 clock=clock,
                 on_event=event_log,
+                primer=REFERENCE,
             )
             async with runtime:
                 result = await runtime.run_turn(Chat(id="chat-1", owner="alice"), "find the primer docs")
@@ -131,6 +142,25 @@ async def test_top_of_turn_empty_discovery_is_retried_within_the_turn(
         async with runtime:
             await runtime.run_turn(chat, "lint it")
     assert model.offered == [("noop",), ("noop", "ci__lint")]
+
+
+async def test_the_reference_does_not_retry_an_empty_top_of_turn_discovery(
+    clock: MockClock, workspaces: InMemoryWorkspaces, event_log: EventRecorder
+) -> None:
+    """Its upstream gap 2, reproduced by strategy="reference" for comparison."""
+    with WorkspaceMCPServer(echo_tools("lint"), name="ci", clock=clock, ready_at=5.0) as server:
+        workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
+
+        async def slow_step(request: ModelRequest) -> ModelResponse:
+            await clock.advance(5.0)
+            return ModelResponse(tool_calls=(call("provision_nothing"),))
+
+        model = ScriptedModel([slow_step, ModelResponse(text="done")])
+        runtime = ChatRuntime(model, backend=workspaces, clock=clock, on_event=event_log, primer=REFERENCE)
+        async with runtime:
+            await runtime.run_turn(Chat(id="chat-1", owner="alice", workspace=READY), "lint it")
+    assert model.offered == [(), ()]  # the server was ready at step 1, but the reference never looked again
+    assert server.list_calls == 1
 
 
 async def test_turn_end_cancels_a_parked_primer_caches_nothing_and_leaves_no_session(

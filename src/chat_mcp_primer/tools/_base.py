@@ -134,7 +134,9 @@ async def stop_and_wait(context: ToolContext, workspace: Workspace) -> Result | 
     return None
 
 
-async def ready_after_build(context: ToolContext, workspace: Workspace, build: WorkspaceBuild) -> Result:
+async def ready_after_build(
+    context: ToolContext, workspace: Workspace, build: WorkspaceBuild, *, fresh: bool = True
+) -> Result:
     """Bind the chat to ``build``, wait for it and for its agent, then notify the runtime (the primer runs).
 
     Returns the result keys: ``build_id`` always; a build failure as ``error``; otherwise the agent's
@@ -146,11 +148,17 @@ async def ready_after_build(context: ToolContext, workspace: Workspace, build: W
         build = await wait_for_build(backend.client, build, backend.clock, backend.readiness)
     except BuildError as exc:
         return build_failure(exc)
-    return await ready_agent(context, workspace, build)
+    return await ready_agent(context, workspace, build, fresh=fresh)
 
 
-async def ready_agent(context: ToolContext, workspace: Workspace, build: WorkspaceBuild) -> Result:
-    """Select the chat's agent in a finished build, wait for it to be ready, and notify the runtime."""
+async def ready_agent(
+    context: ToolContext, workspace: Workspace, build: WorkspaceBuild, *, fresh: bool = True
+) -> Result:
+    """Select the chat's agent in a finished build, wait for it to be ready, and notify the runtime.
+
+    ``fresh`` is False when the tool found the build already running or in progress, rather than
+    starting it (see `TurnWorkspace.agent_ready`).
+    """
     backend = context.backend
     result: Result = {"build_id": build.id}
     if not build.agents:
@@ -164,5 +172,5 @@ async def ready_agent(context: ToolContext, workspace: Workspace, build: Workspa
     context.turn.bind(WorkspaceBinding(workspace.id, build_id=build.id, agent_id=agent.id))
     result.update(await wait_for_agent_ready(backend.client, build.id, agent.id, backend.clock, backend.readiness))
     # The post-ready notification, on every path and whatever the readiness outcome: it starts the primer.
-    context.turn.agent_ready()
+    context.turn.agent_ready(fresh=fresh)
     return result

@@ -81,7 +81,7 @@ class CreateWorkspace(LifecycleTool):
         if build.transition is Transition.DELETE:
             return None
         if build.job.status.active and build.transition is Transition.START:
-            result = await ready_after_build(self.context, workspace, build)
+            result = await ready_after_build(self.context, workspace, build, fresh=False)
             return {"created": False, "workspace_name": workspace.name, "already_building": True, **result}
         if build.transition is Transition.STOP or build.job.status is not JobStatus.SUCCEEDED:
             return {
@@ -90,6 +90,6 @@ class CreateWorkspace(LifecycleTool):
                 "error": "The chat's workspace exists but is not running; use start_workspace.",
             }
         if any(agent.status is AgentStatus.CONNECTED for agent in build.agents):
-            result = await ready_agent(self.context, workspace, build)
+            result = await ready_agent(self.context, workspace, build, fresh=False)
             return {"created": False, "workspace_name": workspace.name, "already_running": True, **result}
         return None  # running, but its agent is dead: make a new one

@@ -32,13 +32,13 @@ class StartWorkspace(LifecycleTool):
             return workspace
         build = workspace.latest_build
         if build.job.status.active and build.transition is Transition.START:
-            result = await ready_after_build(self.context, workspace, build)
+            result = await ready_after_build(self.context, workspace, build, fresh=False)
             return {"started": "error" not in result, "workspace_name": workspace.name, **result}
         workspace = await settle(self.context, workspace)
         build = workspace.latest_build
         if is_running(workspace):
             # Already running: wait for readiness and notify anyway, so the primer runs (upstream gap 1).
-            result = await ready_agent(self.context, workspace, build)
+            result = await ready_agent(self.context, workspace, build, fresh=False)
             return {"started": True, "already_running": True, "workspace_name": workspace.name, **result}
         extra: Result = {}
         version = None

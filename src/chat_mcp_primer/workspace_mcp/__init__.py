@@ -7,7 +7,7 @@ from chat_mcp_primer.workspace_mcp._naming import ToolNames
 from chat_mcp_primer.workspace_mcp._primer import RETRY_TAGS, PrimerEnd, PrimerReport, run_primer
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool, convert_result
 from chat_mcp_primer.workspace_mcp._sessions import DIAL_TAGS, McpSession, McpSessions, SessionError
-from chat_mcp_primer.workspace_mcp._settings import McpMode, PrimerSettings
+from chat_mcp_primer.workspace_mcp._settings import McpMode, PrimerSettings, Strategy
 from chat_mcp_primer.workspace_mcp._turn import TurnWorkspace
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "PrimerSettings",
     "RemoteTool",
     "SessionError",
+    "Strategy",
     "ToolCache",
     "ToolNames",
     "TurnWorkspace",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import anyio
@@ -35,6 +36,8 @@ class DiscoveryResult:
     agent: AgentMcp | None = None
     # Servers that were asked over the network in this attempt (cache hits are not counted).
     fetched: tuple[str, ...] = ()
+    # Why each server that failed in this attempt failed, by server name.
+    failures: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -85,7 +88,7 @@ class Discovery:
         if not agent.endpoints:
             return DiscoveryResult(Outcome.NO_ENDPOINTS, agent=agent)
         per_server: dict[str, tuple[RemoteTool, ...] | None] = {}
-        failed: list[str] = []
+        failed: dict[str, str] = {}
         fetched: list[str] = []
 
         async def discover_server(endpoint: McpEndpoint) -> None:
@@ -96,9 +99,7 @@ class Discovery:
                 per_server[endpoint.server] = cached
                 return
             fetched.append(endpoint.server)
-            tools = await self._fetch(key, endpoint)
-            if tools is None:
-                failed.append(endpoint.server)
+            tools = await self._fetch(key, endpoint, failed)
             per_server[endpoint.server] = tools or None
 
         async with anyio.create_task_group() as group:
@@ -115,10 +116,13 @@ class Discovery:
             outcome = Outcome.ERROR
         else:
             outcome = Outcome.EMPTY
-        return DiscoveryResult(outcome, tools=tools, agent=agent, fetched=tuple(fetched))
+        return DiscoveryResult(outcome, tools=tools, agent=agent, fetched=tuple(fetched), failures=failed)
 
-    async def _fetch(self, key: CacheKey, endpoint: McpEndpoint) -> tuple[RemoteTool, ...] | None:
-        """The server's usable tools (possibly empty), or None when it failed. Never raises."""
+    async def _fetch(
+        self, key: CacheKey, endpoint: McpEndpoint, failures: dict[str, str]
+    ) -> tuple[RemoteTool, ...] | None:
+        """The server's usable tools (possibly empty), or None when it failed (the reason recorded in
+        ``failures``). Never raises."""
         generation = await self._cache.generation(key)
         session: McpSession | None = None
         try:
@@ -131,6 +135,7 @@ class Discovery:
             listed = await run_with_timeout(self._clock, self._settings.discovery_timeout, list_everything, *LIST_TAGS)
         except Exception as exc:
             reason = str(exc) if isinstance(exc, ListingError) else describe_failure(exc)
+            failures[endpoint.server] = reason
             self._events.emit("discovery.server_failed", server=endpoint.server, agent_id=key.agent_id, reason=reason)
             if session is not None:
                 # A session that failed a listing may be broken (terminated, half-closed): redial next time.

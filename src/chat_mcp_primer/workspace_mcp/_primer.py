@@ -28,6 +28,46 @@ class PrimerReport:
     last: DiscoveryResult
 
 
+def next_pause(settings: PrimerSettings, attempts: int, remaining: float) -> float | None:
+    """The pause after attempt number ``attempts``, or None when the attempt budget is spent.
+
+    Reference: always ``retry_interval``. Primed: ``first_pause`` doubling while that is shorter than
+    ``retry_interval``; after that ``retry_interval``, stretched when the attempts left would not all fit in
+    the ``remaining`` budget, so at most ``max_attempts`` are ever made.
+    """
+    if settings.strategy == "reference":
+        return settings.retry_interval
+    left = settings.max_attempts - attempts
+    if left <= 0:
+        return None
+    ramp: float = settings.first_pause * 2.0 ** (attempts - 1)
+    if ramp < settings.retry_interval:
+        return ramp
+    return max(settings.retry_interval, remaining / left)
+
+
+async def _pause(clock: Clock, seconds: float, wake: Callable[[], Awaitable[None]] | None) -> bool:
+    """Sleep ``seconds`` on the clock, or less if ``wake`` returns first; True when woken early."""
+    if wake is None:
+        await clock.sleep(seconds, *RETRY_TAGS)
+        return False
+    woken: list[bool] = []
+    async with anyio.create_task_group() as group:
+
+        async def sleep() -> None:
+            await clock.sleep(seconds, *RETRY_TAGS)
+            group.cancel_scope.cancel()
+
+        async def listen() -> None:
+            await wake()
+            woken.append(True)
+            group.cancel_scope.cancel()
+
+        group.start_soon(sleep)
+        group.start_soon(listen)
+    return bool(woken)
+
+
 async def run_primer(
     attempt: Callable[[], Awaitable[DiscoveryResult]],
     clock: Clock,
@@ -35,17 +75,20 @@ async def run_primer(
     events: Events,
     *,
     chat_id: str,
+    wake: Callable[[], Awaitable[None]] | None = None,
 ) -> PrimerReport:
     """Retry discovery until every MCP server of the agent listed tools, or the budget is spent.
 
-    The reference schedule: an attempt at once, then one every ``retry_interval``; the budget
-    ``max_wait`` is checked only after an attempt returns, so it limits when an attempt may start,
-    not how long one in flight may run. With a server that never lists tools that is 16 attempts and
-    15 pauses in 30 s. Errors and empty listings are treated alike. A workspace with no MCP endpoint
-    stops at once without spending the budget. Cancellation propagates (after a ``primer.cancelled``
-    event); nothing is cached by the primer itself beyond what its attempts cached.
+    An attempt at once, then one after each pause (`next_pause`); the budget ``max_wait`` is checked
+    only after an attempt returns, so it limits when an attempt may start, not how long one in flight
+    may run. The reference strategy pauses ``retry_interval`` every time: with a server that never lists
+    tools, 16 attempts and 15 pauses in 30 s. The primed strategy starts with short pauses, ends a pause
+    early when ``wake`` returns (something says a retry may now succeed), and never exceeds
+    ``max_attempts``. Errors and empty listings are treated alike. A workspace with no MCP endpoint stops
+    at once (primed only). Cancellation propagates, after a ``primer.cancelled`` event.
     """
     started = clock.now()
+    primed = settings.strategy == "primed"
     attempts = 0
     events.emit("primer.started", chat_id=chat_id)
     try:
@@ -59,16 +102,19 @@ async def run_primer(
                 outcome=result.outcome.value,
                 tools=len(result.tools),
             )
-            if result.outcome is Outcome.NO_ENDPOINTS:
+            if result.outcome is Outcome.NO_ENDPOINTS and primed:
                 events.emit("primer.confirmed_empty", chat_id=chat_id, attempts=attempts)
                 return PrimerReport(PrimerEnd.CONFIRMED_EMPTY, attempts, result)
-            if result.complete:
+            if result.outcome is Outcome.OK:
                 events.emit("primer.succeeded", chat_id=chat_id, attempts=attempts, tools=len(result.tools))
                 return PrimerReport(PrimerEnd.SUCCEEDED, attempts, result)
-            if clock.now() >= started + settings.max_wait:
+            remaining = started + settings.max_wait - clock.now()
+            pause = next_pause(settings, attempts, remaining) if remaining > 0 else None
+            if pause is None:
                 events.emit("primer.gave_up", chat_id=chat_id, attempts=attempts, outcome=result.outcome.value)
                 return PrimerReport(PrimerEnd.GAVE_UP, attempts, result)
-            await clock.sleep(settings.retry_interval, *RETRY_TAGS)
+            if await _pause(clock, pause, wake if primed else None):
+                events.emit("primer.woken", chat_id=chat_id, attempts=attempts)
     except anyio.get_cancelled_exc_class():
         events.emit("primer.cancelled", chat_id=chat_id, attempts=attempts)
         raise

@@ -22,6 +22,7 @@ from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 _TRANSPORT_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 
 DIAL_TAGS = ("workspace-mcp", "dial")
+REFUSED = "connection refused or unreachable"
 CLOSE_TAGS = ("workspace-mcp", "close")
 
 
@@ -41,7 +42,7 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, SessionError):
         return exc.reason
     if isinstance(exc, httpx2.ConnectError):
-        return "connection refused or unreachable"
+        return REFUSED
     if isinstance(exc, httpx2.TimeoutException):
         return "transport timeout"
     if isinstance(exc, httpx2.HTTPError):

@@ -4,22 +4,41 @@ from dataclasses import dataclass
 from typing import Literal
 
 McpMode = Literal["auto", "legacy"]
+Strategy = Literal["primed", "reference"]
 
 
 @dataclass(frozen=True, slots=True)
 class PrimerSettings:
     """How discovery of a workspace's MCP tools waits, retries and gives up.
 
-    The defaults reproduce Coder's chat daemon (see the README's comparison); every field is a knob a
-    test or an operator may turn, never a module constant.
+    ``strategy="primed"`` (the default) closes the reference's gaps: pauses that start short and end
+    early when something says a retry may now succeed, a bounded wait for the primer before the next
+    step, no budget spent on a workspace without MCP servers. ``strategy="reference"`` reproduces Coder's
+    chat daemon exactly, gaps included, for side-by-side comparison. The budgets are the reference's.
+    Every field is a knob a test or an operator may turn, never a module constant.
     """
 
+    strategy: Strategy = "primed"
     # Budget for starting new attempts after a workspace became ready. Templates without MCP servers
     # must not add more than this to a turn, and 30 s covers a typical cold start of an MCP server.
     max_wait: float = 30.0
     # Pause between attempts: short enough that tools appear within a step or two of being ready,
-    # long enough not to hammer a server that is still starting.
+    # long enough not to hammer a server that is still starting. The reference's fixed pause; the
+    # primed strategy's longest one.
     retry_interval: float = 2.0
+    # Primed: the first pause, doubling up to retry_interval. A server that is a moment away from ready
+    # is tried again almost at once; one that is far from ready soon costs no more than the reference.
+    first_pause: float = 0.1
+    # Primed: never more attempts than the reference makes in max_wait when tools never come (16 in
+    # 30 s), however short the early pauses: later pauses stretch to stay within it.
+    max_attempts: int = 16
+    # Primed: how long prepare_tools may hold the next step for a primer in flight for a just-ready agent
+    # (Coder's later design waits 15 s for the agent's discovery report). It returns the moment the
+    # primer ends, either way.
+    prepare_wait: float = 15.0
+    # Primed: while an endpoint refuses connections, how often to knock (a bare TCP connect, no MCP
+    # traffic) to learn the moment it starts to accept.
+    probe_interval: float = 0.1
     # One listing (all pages). Longer than a workspace agent's own 30 s MCP connect timeout, so a cold
     # server's first connect can settle instead of being cut off just before it answers.
     discovery_timeout: float = 35.0
@@ -42,10 +61,15 @@ class PrimerSettings:
     mcp_mode: McpMode = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("max_wait", "retry_interval", "discovery_timeout", "dial_timeout", "call_timeout", "close_grace"):
+        names = ("max_wait", "retry_interval", "discovery_timeout", "dial_timeout", "call_timeout", "close_grace")
+        for name in (*names, "first_pause", "prepare_wait", "probe_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PrimerSettings.{name} must not be negative")
         if self.retry_interval == 0:
             raise ValueError("PrimerSettings.retry_interval must be positive")
+        if self.first_pause == 0 or self.probe_interval == 0:
+            raise ValueError("PrimerSettings.first_pause and probe_interval must be positive")
+        if self.max_attempts < 1:
+            raise ValueError("PrimerSettings.max_attempts must be at least 1")
         if self.max_list_pages < 1:
             raise ValueError("PrimerSettings.max_list_pages must be at least 1")

@@ -10,15 +10,16 @@ from chat_mcp_primer._tasks import BackgroundTasks
 from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import Tool, WorkspaceBinding
-from chat_mcp_primer.workspace import AgentMcp, WorkspaceMcpSource
+from chat_mcp_primer.workspace import AgentMcp, McpEndpoint, WorkspaceMcpSource
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
 from chat_mcp_primer.workspace_mcp._discovery import Discovery, DiscoveryResult, Outcome
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool
 from chat_mcp_primer.workspace_mcp._naming import ToolNames
 from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
-from chat_mcp_primer.workspace_mcp._sessions import McpSession, McpSessions, describe_failure
+from chat_mcp_primer.workspace_mcp._sessions import REFUSED, McpSession, McpSessions, describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
+from chat_mcp_primer.workspace_mcp._signals import PREPARE_WAIT_TAGS, PROBE_TAGS, Signal, accepts_connections
 
 
 class TurnWorkspace:
@@ -62,6 +63,10 @@ class TurnWorkspace:
         self._primer_scope: anyio.CancelScope | None = None
         self._primer_ended: anyio.Event | None = None
         self._primer_report: PrimerReport | None = None
+        self._waited_for: anyio.Event | None = None
+        self._top_of_turn = binding is not None
+        self._refused: list[McpEndpoint] = []
+        self._refusals = Signal()
         self.primer_reports: list[PrimerReport] = []
 
     async def __aenter__(self) -> TurnWorkspace:
@@ -124,15 +129,17 @@ class TurnWorkspace:
             keep = binding.agent_id if binding else None
             self._sessions.close_other_agents(previous.workspace_id, keep_agent_id=keep)
 
-    def agent_ready(self) -> None:
+    def agent_ready(self, *, fresh: bool = True) -> None:
         """The bound workspace's agent finished its readiness wait: prime its MCP tools in the background.
 
-        Replaces a primer already running for this turn. The primer is owned by the turn: it is
-        cancelled and awaited when the turn ends.
+        ``fresh`` is False when the tool found the agent already running or a build already in progress:
+        the reference sends no notification then (its upstream gap 1), so the reference strategy does not
+        prime; the primed strategy always does. Replaces a primer already running for this turn. The
+        primer is owned by the turn: it is cancelled and awaited when the turn ends.
         """
         if self._primers is None:
             raise RuntimeError("TurnWorkspace is not entered")
-        if self._binding is None:
+        if self._binding is None or (not fresh and self._settings.strategy == "reference"):
             return
         if self._primer_scope is not None:
             self._primer_scope.cancel()
@@ -147,14 +154,52 @@ class TurnWorkspace:
     async def _prime(self, scope: anyio.CancelScope, ended: anyio.Event) -> None:
         try:
             with scope:
-                report = await run_primer(
-                    self._attempt, self._clock, self._settings, self._events, chat_id=self.chat_id
-                )
+                report = await self._signalled_primer()
                 self.primer_reports.append(report)
                 if ended is self._primer_ended:
                     self._primer_report = report
         finally:
             ended.set()
+
+    async def _signalled_primer(self) -> PrimerReport:
+        """Run the primer with, for the primed strategy, the signals that end its pauses early."""
+        if self._settings.strategy == "reference":
+            return await run_primer(self._attempt, self._clock, self._settings, self._events, chat_id=self.chat_id)
+        signal = Signal()
+        async with anyio.create_task_group() as signals:
+            signals.start_soon(self._watch_workspace, signal)
+            signals.start_soon(self._probe_refused, signal)
+            report = await run_primer(
+                self._attempt, self._clock, self._settings, self._events, chat_id=self.chat_id, wake=signal.wait
+            )
+            signals.cancel_scope.cancel()
+        return report
+
+    async def _watch_workspace(self, signal: Signal) -> None:
+        """Raise the signal on every change the backend reports (agent state, app health)."""
+        binding = self._binding
+        changes = getattr(self._source, "changes", None)
+        if binding is None or changes is None:
+            return
+        try:
+            async for reason in changes(binding):
+                self._events.emit("primer.signal", chat_id=self.chat_id, reason=reason)
+                signal.set()
+        except Exception as exc:  # a watch that breaks only loses the early wake-up, never the primer
+            self._events.emit("primer.watch_failed", chat_id=self.chat_id, reason=describe_failure(exc))
+
+    async def _probe_refused(self, signal: Signal) -> None:
+        """While an endpoint refuses connections, knock cheaply; raise the signal once it accepts."""
+        while True:
+            if not self._refused:
+                await self._refusals.wait()
+                continue
+            await self._clock.sleep(self._settings.probe_interval, *PROBE_TAGS)
+            for endpoint in list(self._refused):
+                if await accepts_connections(endpoint.url, self._clock, self._settings.probe_interval):
+                    self._events.emit("primer.signal", chat_id=self.chat_id, reason=f"{endpoint.server} accepts")
+                    self._refused = [e for e in self._refused if e is not endpoint]
+                    signal.set()
 
     @property
     def primer_running(self) -> bool:
@@ -173,22 +218,55 @@ class TurnWorkspace:
 
         Returns the new tool list when the workspace tools changed, else None. Discovery is marked done
         only when every MCP server of the agent listed tools, or the agent exposes none (confirmed
-        empty); after an empty or failed attempt the next step tries again.
+        empty); after an empty or failed attempt the next step tries again. With the primed strategy, a
+        primer in flight for a just-ready agent is first given up to ``prepare_wait`` to finish (once per
+        primer), so its tools reach this very step.
         """
         if self._done or self._binding is None:
             return None
+        primed = self._settings.strategy == "primed"
+        if primed:
+            await self._wait_for_fresh_primer()
         result = await self._attempt()
-        if result.outcome is Outcome.NO_ENDPOINTS:
+        if result.outcome is Outcome.NO_ENDPOINTS and primed:
             self._events.emit("discovery.confirmed_empty", chat_id=self.chat_id)
-        if result.complete:
             self._done = True
+        if result.outcome is Outcome.OK:
+            self._done = True
+        if not primed and self._top_of_turn:
+            # The reference marks discovery done for a chat that had a workspace when the turn began,
+            # whatever the first attempt found (its upstream gap 2).
+            self._done = True
+        self._top_of_turn = False
         return self._merge(tools, result)
+
+    async def _wait_for_fresh_primer(self) -> None:
+        ended = self._primer_ended
+        if ended is None or ended.is_set() or ended is self._waited_for:
+            return
+        self._waited_for = ended
+        self._events.emit("prepare.waiting_for_primer", chat_id=self.chat_id)
+        async with anyio.create_task_group() as group:
+
+            async def primer_ends() -> None:
+                await ended.wait()
+                group.cancel_scope.cancel()
+
+            async def wait_is_over() -> None:
+                await self._clock.sleep(self._settings.prepare_wait, *PREPARE_WAIT_TAGS)
+                group.cancel_scope.cancel()
+
+            group.start_soon(primer_ends)
+            group.start_soon(wait_is_over)
 
     async def _attempt(self) -> DiscoveryResult:
         agent = await self._resolve_agent()
         if agent is None:
             return DiscoveryResult(Outcome.NO_AGENT)
         result = await self._discovery.attempt(agent)
+        self._refused = [e for e in agent.endpoints if result.failures.get(e.server) == REFUSED]
+        if self._refused:
+            self._refusals.set()
         if result.outcome is Outcome.ERROR:
             # The agent may have been replaced behind our back: look it up again next time.
             self._agent = None

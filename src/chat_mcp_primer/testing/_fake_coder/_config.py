@@ -71,6 +71,10 @@ class FakeMcpServer:
     then the app's ``health`` is ``initializing`` and the proxy answers 502. Once up, the proxy serves a real
     MCP server over Streamable HTTP at ``.../apps/{slug}/mcp`` that lists ``tools`` and answers every call
     with a text naming the tool and its arguments. ``slug`` must be ``mcp`` or end in ``-mcp``.
+
+    With ``upstream`` (a base URL such as ``http://127.0.0.1:8931``), the proxy forwards to that real server,
+    typically another process, instead of serving ``tools`` in-process; while nothing listens there it
+    answers 502, as Coder does for an app that is not up yet.
     """
 
     slug: str = "mcp"
@@ -78,6 +82,7 @@ class FakeMcpServer:
     cold_start_seconds: float = DEFAULT_MCP_COLD_START_SECONDS
     display_name: str = ""
     port: int = DEFAULT_MCP_PORT
+    upstream: str | None = None
 
     def __post_init__(self) -> None:
         if not _APP_SLUG.match(self.slug) or not is_mcp_slug(self.slug):

@@ -29,6 +29,7 @@ from chat_mcp_primer.testing._fake_coder._lifecycle import (
 )
 from chat_mcp_primer.testing._fake_coder._mcp_host import McpHost, McpKey, mcp_server_app
 from chat_mcp_primer.testing._fake_coder._state import CoderState
+from chat_mcp_primer.testing._fake_coder._upstream import UpstreamDown, forward
 from chat_mcp_primer.testing._fake_coder._wire import ApiError
 
 PROXY_PATH = "/@{owner}/{target}/apps/{slug}/{path:path}"
@@ -53,6 +54,12 @@ class _ProxyError(Exception):
             f"<p>{html.escape(self.description)}</p></body></html>"
         )
         return HTMLResponse(page, status_code=self.status)
+
+
+def _app_down() -> _ProxyError:
+    return _ProxyError(
+        502, "Bad Gateway", "Failed to proxy request to application: dial tcp 127.0.0.1: connect: connection refused"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +96,12 @@ class AppProxy:
         except _ProxyError as error:
             await error.response()(scope, receive, send)
             return
+        if target.server.upstream is not None:
+            try:
+                await forward(target.server.upstream, self._forwarded_scope(scope), receive, send)
+            except UpstreamDown:
+                await _app_down().response()(scope, receive, send)
+            return
         app = await self._host.app(target.key, lambda: mcp_server_app(self._state, target.key, target.server))
         await app(self._forwarded_scope(scope), receive, send)
 
@@ -121,11 +134,7 @@ class AppProxy:
             view = agent_view(agent.config, job, now)
             up_at = mcp_server_up_at(server, view) if server is not None else math.inf
             if server is None or now < up_at:
-                raise _ProxyError(
-                    502,
-                    "Bad Gateway",
-                    "Failed to proxy request to application: dial tcp 127.0.0.1: connect: connection refused",
-                )
+                raise _app_down()
             return _Target(key=(workspace.id, agent.id, slug), server=server)
 
     @staticmethod

@@ -1,0 +1,5 @@
+"""``python -m chat_mcp_primer``: the same as the ``chat-mcp-primer`` command."""
+
+from chat_mcp_primer.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""``chat-mcp-primer demo``: the whole story on an embedded Coder simulator, or on a real deployment."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, app, configure_logging
+from chat_mcp_primer.cli._demo_run import DemoSummary, run_demo
+from chat_mcp_primer.workspace.coder import CoderError
+from chat_mcp_primer.workspace_mcp import PrimerSettings, Strategy
+
+# A few seconds, as a real MCP server takes to connect to its backends after the agent starts it.
+DEFAULT_COLD_START_S = 3.0
+# How long the scripted model keeps working without the workspace tools before it gives up on them:
+# the primer's own 30 s budget, so a demo never outlasts what the library would wait for.
+DEFAULT_PATIENCE_S = 30.0
+
+STRATEGIES: dict[str, Strategy] = {"primed": "primed", "reference": "reference"}
+_SOURCE_STYLES = {"coder": "cyan", "agent": "magenta", "primer": "yellow", "chat": "green", "tool": "blue"}
+
+
+def _render_summary(console: Console, summary: DemoSummary) -> None:
+    table = Table(title="Summary", show_header=False)
+    rows = {
+        "tools offered": "yes" if summary.ok else "no",
+        "server ready": _seconds(summary.server_ready_s),
+        "tools offered at": _seconds(summary.tools_offered_s),
+        "delay (offered - ready)": _seconds(summary.delay_s),
+        "primer attempts": str(summary.primer_attempts),
+        "first step with workspace tools": str(summary.first_step_with_workspace_tools),
+        "steps": str(summary.steps),
+        "model's answer": summary.message,
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    console.print(table)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+@app.command("demo")
+def demo(
+    cold_start: Annotated[
+        float, typer.Option("--cold-start", help="Seconds the workspace MCP server takes to come up.")
+    ] = DEFAULT_COLD_START_S,
+    no_server: Annotated[bool, typer.Option("--no-server", help="Simulate an MCP server that never comes up.")] = False,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy",
+            help="primed (this library) or reference (Coder's chat daemon, gaps included), for comparison.",
+        ),
+    ] = "primed",
+    max_wait: Annotated[
+        float, typer.Option("--max-wait", help="The primer's budget in seconds (PrimerSettings.max_wait).")
+    ] = PrimerSettings().max_wait,
+    patience: Annotated[
+        float, typer.Option("--patience", help="Seconds the model keeps working without the workspace tools.")
+    ] = DEFAULT_PATIENCE_S,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    coder_url: Annotated[
+        str | None, typer.Option("--coder-url", envvar="CODER_URL", help="Run against a real Coder deployment.")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="CODER_SESSION_TOKEN", help="Session token for --coder-url.")
+    ] = None,
+    template: Annotated[str | None, typer.Option("--template", help="Template name for --coder-url.")] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="Library events at this level go to stderr.")
+    ] = "warning",
+) -> None:
+    """Run a scripted chat that creates a workspace and uses its MCP tools as soon as they are offered."""
+    configure_logging(log_level)
+    if strategy not in STRATEGIES:
+        raise typer.BadParameter(f"choose one of {', '.join(STRATEGIES)}", param_hint="--strategy")
+    console = Console(stderr=json_output)
+
+    def say(at: float, source: str, what: str) -> None:
+        style = _SOURCE_STYLES.get(source, "white")
+        console.print(f"[dim]{at:6.2f}s[/dim] [{style}]{source:>6}[/{style}]  {what}", highlight=False)
+
+    try:
+        summary = anyio.run(
+            lambda: run_demo(
+                cold_start_s=None if no_server else cold_start,
+                patience_s=patience,
+                primer=PrimerSettings(strategy=STRATEGIES[strategy], max_wait=max_wait),
+                say=say,
+                coder_url=coder_url,
+                token=token,
+                template=template,
+            )
+        )
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (CoderError, ValueError) as exc:
+        console.print(f"[red]demo failed:[/red] {exc}")
+        raise typer.Exit(EXIT_FAILURE) from None
+    if json_output:
+        sys.stdout.write(summary.to_json() + "\n")
+    else:
+        _render_summary(console, summary)
+    if not summary.ok:
+        console.print("[red]The workspace's MCP tools never appeared.[/red]")
+        raise typer.Exit(EXIT_FAILURE)
+    raise typer.Exit(EXIT_OK)
+
+
+if __name__ == "__main__":
+    app()

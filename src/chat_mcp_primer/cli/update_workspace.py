@@ -1,0 +1,524 @@
+"""``chat-mcp-primer update-workspace``: move a Coder workspace onto a template version and wait until it is ready.
+
+The recipe is Coder's own (its UI and CLI since mid-2025), built from the shared pieces in
+`chat_mcp_primer.workspace.coder`: wait for any active build; if the workspace runs, stop it and wait for the
+stop; start it on the target version and wait; then wait for its agent to connect and finish its startup
+scripts. A version that cannot be built is refused before anything is built.
+
+Three layers, each callable on its own:
+
+- `update_workspace`: the async recipe on a `CoderClient` (whose clock times every wait). Coder's failures
+  become the report's ``error``; only cancellation and bugs propagate.
+- `execute`: runs the recipe with anyio on a fresh event loop and maps Ctrl-C to an interrupted report. The
+  one place a clock other than `SystemClock` can be injected, for tests.
+- the typer command: options, logging, the progress display, the output and the exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Protocol, TextIO
+
+import anyio
+import structlog
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.status import Status
+
+from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, app
+from chat_mcp_primer.clock import Clock, SystemClock
+from chat_mcp_primer.workspace.coder import (
+    AgentSelectionError,
+    BuildCanceledError,
+    BuildError,
+    BuildTimeoutError,
+    CoderAuthError,
+    CoderClient,
+    CoderError,
+    CoderNotFoundError,
+    CoderPermissionError,
+    CoderValidationError,
+    CoderWorkspaceDeletedError,
+    ReadinessSettings,
+    Transition,
+    Workspace,
+    WorkspaceBuild,
+    build_when_idle,
+    is_running,
+    select_agent,
+    settle,
+    version_refusal,
+    wait_for_agent_ready,
+    wait_for_build,
+)
+
+_logger = structlog.get_logger("chat_mcp_primer.cli.update_workspace")
+
+# The seed CLI's budgets, kept: a stop tears down less than a start creates, so it gets half as long.
+DEFAULT_STOP_TIMEOUT = 60.0
+DEFAULT_START_TIMEOUT = 120.0
+# The chat tools' budget for an agent to connect after its build succeeded: the same promise on both paths.
+DEFAULT_AGENT_TIMEOUT = ReadinessSettings().agent_online_timeout
+
+# Fixed texts that scripts reading ``--json`` or stderr may match on.
+REDACTED = "[redacted]"
+INTERRUPTED = "interrupted"
+TOKEN_REJECTED = "the session token was rejected"
+
+
+class UpdateFailedError(Exception):
+    """A step of the recipe did not succeed; the text is the reason a user reads (never a secret)."""
+
+    def __init__(self, reason: str, *, job_error: str | None = None, error_code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.job_error = job_error
+        self.error_code = error_code
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRequest:
+    """Which workspace to update, to which version, within which budgets (seconds on the client's clock).
+
+    Exactly one of ``workspace_id`` and ``workspace_name`` (compared case-insensitively among the caller's
+    own workspaces); `ValueError` otherwise. Without ``template_version_id`` the target is the template's
+    active version. Every budget must be positive.
+    """
+
+    workspace_id: str | None = None
+    workspace_name: str | None = None
+    template_version_id: str | None = None
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    start_timeout: float = DEFAULT_START_TIMEOUT
+    agent_timeout: float = DEFAULT_AGENT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if (self.workspace_id is None) == (self.workspace_name is None):
+            raise ValueError("give exactly one of workspace_id and workspace_name")
+        for name in ("stop_timeout", "start_timeout", "agent_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"UpdateRequest.{name} must be positive")
+
+    @property
+    def workspace_ref(self) -> str:
+        """The workspace as the user named it, for messages."""
+        return self.workspace_name if self.workspace_name is not None else f"with id {self.workspace_id}"
+
+
+@dataclass(slots=True)
+class UpdateReport:
+    """What the update did, filled in as it proceeds: a caller that was interrupted still learns which
+    builds were made. ``ok`` is set only once the agent is ready (or the build has no agent); ``error`` is
+    then None. Texts never contain the session token."""
+
+    ok: bool = False
+    interrupted: bool = False
+    workspace_id: str | None = None
+    workspace_name: str | None = None
+    template_version_id: str | None = None
+    stop_build_id: str | None = None
+    start_build_id: str | None = None
+    agent_id: str | None = None
+    error: str | None = None
+    job_error: str | None = None
+    error_code: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_OK if self.ok else EXIT_FAILURE
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``--json`` object: every field, ``null`` where unknown."""
+        return dataclasses.asdict(self)
+
+
+class Progress(Protocol):
+    """Where the update announces its phases. A phase lasts until the next one begins."""
+
+    def phase(self, description: str) -> None: ...
+
+
+class SilentProgress:
+    """Announces nothing."""
+
+    def phase(self, description: str) -> None:
+        pass
+
+
+# -- the recipe -------------------------------------------------------------------------------------------
+
+
+async def update_workspace(
+    client: CoderClient,
+    request: UpdateRequest,
+    *,
+    progress: Progress | None = None,
+    report: UpdateReport | None = None,
+) -> UpdateReport:
+    """Update the workspace as the module describes, every wait on ``client.clock``, and return the report.
+
+    Guarantees: nothing is built when the workspace cannot be found or the version is refused (missing,
+    of another template, failed or still importing); no start build is made when the stop fails, is
+    canceled or exceeds ``stop_timeout``; ``ok`` only after the start build succeeded within
+    ``start_timeout`` and its agent connected within ``agent_timeout`` and finished its startup scripts.
+    Every Coder failure ends up in ``report.error`` (401 as "the session token was rejected"), with the
+    build's ``job_error`` and ``error_code`` when a build failed. Cancellation propagates, leaving
+    ``report`` as far as it got; pass your own ``report`` to read it then.
+    """
+    progress = progress or SilentProgress()
+    report = report if report is not None else UpdateReport()
+    try:
+        await _run_recipe(client, request, progress, report)
+    except UpdateFailedError as failure:
+        _fail(report, client.token, failure.reason, job_error=failure.job_error, error_code=failure.error_code)
+    except CoderAuthError:
+        _fail(report, client.token, TOKEN_REJECTED)
+    except CoderPermissionError as exc:
+        _fail(report, client.token, f"the session token may not do this: {exc}")
+    except CoderError as exc:
+        _fail(report, client.token, str(exc))
+    else:
+        report.ok = True
+        _logger.info("update_workspace.succeeded", workspace_id=report.workspace_id, agent_id=report.agent_id)
+    return report
+
+
+def _fail(
+    report: UpdateReport, token: str, reason: str, *, job_error: str | None = None, error_code: str | None = None
+) -> None:
+    # Error texts come from Coder's answers; a misbehaving server could echo the token back.
+    report.error = _redact(reason, token)
+    report.job_error = _redact(job_error, token) if job_error else None
+    report.error_code = error_code
+    _logger.info("update_workspace.failed", workspace_id=report.workspace_id, error_code=error_code)
+
+
+def _redact(text: str, token: str) -> str:
+    return text.replace(token, REDACTED) if token else text
+
+
+async def _run_recipe(client: CoderClient, request: UpdateRequest, progress: Progress, report: UpdateReport) -> None:
+    clock = client.clock
+    readiness = ReadinessSettings(agent_online_timeout=request.agent_timeout)
+    stop_readiness = dataclasses.replace(readiness, build_timeout=request.stop_timeout)
+    start_readiness = dataclasses.replace(readiness, build_timeout=request.start_timeout)
+
+    progress.phase(f"Looking up workspace {request.workspace_ref}")
+    workspace = await _find_workspace(client, request)
+    report.workspace_id, report.workspace_name = workspace.id, workspace.name
+
+    version_id = request.template_version_id or await _active_version(client, workspace)
+    report.template_version_id = version_id
+    progress.phase(f"Checking template version {version_id}")
+    refusal = await version_refusal(client, workspace, version_id)
+    if refusal is not None:
+        raise UpdateFailedError(refusal)
+
+    active = workspace.latest_build
+    if active.job.status.active:
+        # The active build gets the budget of its own kind: a stop gets the stop budget, anything else the start's.
+        settle_readiness = stop_readiness if active.transition is Transition.STOP else start_readiness
+        progress.phase(f"Waiting for the active {_describe(active)} to finish")
+        workspace = await settle(client, workspace, clock, settle_readiness)
+        if workspace.latest_build.job.status.active:
+            raise UpdateFailedError(
+                f"the workspace's {_describe(workspace.latest_build)} is still "
+                f"{workspace.latest_build.status.value} after {settle_readiness.build_timeout:g} s; try again later"
+            )
+
+    if is_running(workspace):
+        stop = await build_when_idle(client, workspace, Transition.STOP, clock, stop_readiness)
+        report.stop_build_id = stop.id
+        _logger.info("update_workspace.build_created", transition="stop", build_id=stop.id)
+        progress.phase(f"Stopping {workspace.name} ({_describe(stop)})")
+        await _finish_build(client, stop, stop_readiness, "stopping the workspace")
+
+    start = await build_when_idle(
+        client, workspace, Transition.START, clock, start_readiness, template_version_id=version_id
+    )
+    report.start_build_id = start.id
+    _logger.info("update_workspace.build_created", transition="start", build_id=start.id, version_id=version_id)
+    progress.phase(f"Starting {workspace.name} on template version {version_id} ({_describe(start)})")
+    started = await _finish_build(client, start, start_readiness, "starting the workspace")
+
+    if not started.agents:
+        return  # A template without agents: the build is all there is to wait for.
+    try:
+        agent = select_agent(started.agents)
+    except AgentSelectionError as exc:
+        raise UpdateFailedError(f"the started workspace has no single agent to wait for: {exc}") from None
+    report.agent_id = agent.id
+    progress.phase(f"Waiting for agent {agent.name} to connect and run its startup scripts")
+    problem = await wait_for_agent_ready(client, started.id, agent.id, clock, start_readiness)
+    if problem:
+        raise UpdateFailedError(_agent_problem(agent.name, problem, start_readiness))
+
+
+async def _find_workspace(client: CoderClient, request: UpdateRequest) -> Workspace:
+    try:
+        if request.workspace_name is not None:
+            return await client.workspace_by_name(request.workspace_name)
+        assert request.workspace_id is not None  # UpdateRequest guarantees exactly one
+        return await client.workspace(request.workspace_id)
+    except CoderNotFoundError:
+        raise UpdateFailedError(f"workspace {request.workspace_ref} not found") from None
+    except CoderWorkspaceDeletedError:
+        raise UpdateFailedError(f"workspace {request.workspace_ref} was deleted") from None
+    except CoderValidationError as exc:  # an id that is not a UUID
+        raise UpdateFailedError(f"workspace {request.workspace_ref} not found: {exc}") from None
+
+
+async def _active_version(client: CoderClient, workspace: Workspace) -> str:
+    if workspace.template_active_version_id:
+        return workspace.template_active_version_id
+    return (await client.template(workspace.template_id)).active_version_id
+
+
+async def _finish_build(
+    client: CoderClient, build: WorkspaceBuild, readiness: ReadinessSettings, doing: str
+) -> WorkspaceBuild:
+    try:
+        return await wait_for_build(client, build, client.clock, readiness)
+    except BuildTimeoutError:
+        reason = f"{doing} did not finish within {readiness.build_timeout:g} s (build {build.id})"
+        raise UpdateFailedError(reason) from None
+    except BuildCanceledError:
+        raise UpdateFailedError(f"{doing} was canceled (build {build.id})") from None
+    except BuildError as exc:
+        reason = f"{doing} failed: {exc.job_error or 'Coder gave no error text'}"
+        if exc.error_code:
+            reason += f" [error code {exc.error_code}]"
+        reason += f" (build {build.id})"
+        raise UpdateFailedError(reason, job_error=exc.job_error, error_code=exc.error_code) from None
+
+
+def _describe(build: WorkspaceBuild) -> str:
+    return f"{build.transition.value} build #{build.build_number}"
+
+
+def _agent_problem(agent_name: str, problem: Mapping[str, Any], readiness: ReadinessSettings) -> str:
+    """A sentence for `wait_for_agent_ready`'s result keys (see its docstring)."""
+    if problem.get("agent_status") == "not_ready":
+        return (
+            f"agent {agent_name} did not connect within {readiness.agent_online_timeout:g} s "
+            f"({problem.get('agent_error')})"
+        )
+    if problem.get("startup_scripts") == "startup_scripts_timeout":
+        return f"agent {agent_name}'s startup scripts did not finish within {readiness.startup_scripts_timeout:g} s"
+    return f"agent {agent_name}'s startup scripts failed (lifecycle state {problem.get('lifecycle_state')})"
+
+
+# -- running it -------------------------------------------------------------------------------------------
+
+
+def execute(
+    request: UpdateRequest,
+    *,
+    coder_url: str,
+    token: str,
+    progress: Progress | None = None,
+    clock: Clock | None = None,
+    backend: str = "asyncio",
+) -> UpdateReport:
+    """Run `update_workspace` on a fresh event loop of ``backend`` and return its report.
+
+    Ctrl-C (KeyboardInterrupt, or the cancellation asyncio turns it into) ends the run with
+    ``report.interrupted`` set, ``error`` "interrupted" and the ids made so far; builds already posted
+    are left running in Coder. ``clock`` defaults to `SystemClock`; only tests pass another.
+    """
+    report = UpdateReport()
+
+    async def run() -> None:
+        async with CoderClient(coder_url, token, clock=clock or SystemClock()) as client:
+            await update_workspace(client, request, progress=progress, report=report)
+
+    try:
+        anyio.run(run, backend=backend)
+    except BaseException as exc:
+        if not _is_interruption(exc):
+            raise
+        report.interrupted = True
+        report.ok = False
+        report.error = INTERRUPTED
+        _logger.info("update_workspace.interrupted", workspace_id=report.workspace_id)
+    return report
+
+
+def _is_interruption(exc: BaseException) -> bool:
+    """Ctrl-C as it leaves `anyio.run`: KeyboardInterrupt (possibly in a group raised by a task group),
+    or asyncio's CancelledError when the main task was cancelled without a SIGINT."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_interruption(inner) for inner in exc.exceptions)
+    return isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+
+
+class PlainProgress:
+    """One line per phase, for logs and pipes."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def phase(self, description: str) -> None:
+        print(f"{description} ...", file=self._stream, flush=True)
+
+    def end(self, *, succeeded: bool) -> None:
+        pass
+
+
+class RichProgress:
+    """A spinner on the current phase; each finished phase stays as a ticked line. For terminals."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._status: Status | None = None
+        self._current: str | None = None
+
+    def phase(self, description: str) -> None:
+        self._settle(succeeded=True)
+        self._current = description
+        self._status = self._console.status(escape(description))
+        self._status.start()
+
+    def end(self, *, succeeded: bool) -> None:
+        """Stop the spinner, marking the last phase done or failed."""
+        self._settle(succeeded=succeeded)
+
+    def _settle(self, *, succeeded: bool) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        if self._current is not None:
+            mark = "[green]✓[/green]" if succeeded else "[red]✗[/red]"
+            self._console.print(f"{mark} {escape(self._current)}", highlight=False)
+            self._current = None
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+def configure_logging(level: LogLevel) -> None:
+    """Send structlog events and the standard library's log records (httpx) at ``level`` or above to stderr,
+    so stdout stays free for ``--json``. Neither ever carries the token: events name ids, and httpx logs
+    URLs, not headers."""
+    numeric = logging.getLevelNamesMapping()[level.name]
+    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _positive_seconds(value: float) -> float:
+    if not value > 0:
+        raise typer.BadParameter("must be a positive number of seconds")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise typer.BadParameter("must be an http:// or https:// URL")
+    return value
+
+
+@app.command("update-workspace")
+def update_workspace_command(
+    coder_url: Annotated[
+        str,
+        typer.Option("--coder-url", envvar="CODER_URL", callback=_http_url, help="The Coder deployment's base URL."),
+    ],
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token",
+            envvar="CODER_SESSION_TOKEN",
+            show_default=False,
+            help="A Coder session token (prefer the environment variable: arguments are visible to other users).",
+        ),
+    ],
+    workspace_id: Annotated[str | None, typer.Option("--workspace-id", help="The workspace's id.")] = None,
+    workspace_name: Annotated[
+        str | None, typer.Option("--workspace-name", help="One of your workspaces, by name (any case).")
+    ] = None,
+    template_version_id: Annotated[
+        str | None,
+        typer.Option("--template-version-id", help="The version to move to (default: the template's active version)."),
+    ] = None,
+    stop_timeout: Annotated[
+        float, typer.Option("--stop-timeout", callback=_positive_seconds, help="Seconds the stop build may take.")
+    ] = DEFAULT_STOP_TIMEOUT,
+    start_timeout: Annotated[
+        float, typer.Option("--start-timeout", callback=_positive_seconds, help="Seconds the start build may take.")
+    ] = DEFAULT_START_TIMEOUT,
+    agent_timeout: Annotated[
+        float,
+        typer.Option(
+            "--agent-timeout", callback=_positive_seconds, help="Seconds the agent may take to connect after the start."
+        ),
+    ] = DEFAULT_AGENT_TIMEOUT,
+    log_level: Annotated[
+        LogLevel, typer.Option("--log-level", case_sensitive=False, help="Log events at this level and above.")
+    ] = LogLevel.WARNING,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with the outcome on stdout.")
+    ] = False,
+) -> None:
+    """Stop a workspace, start it on a template version, and wait until its agent is ready.
+
+    Exit status: 0 updated and ready; 1 failed or refused, the reason printed; 2 usage error; 130 interrupted.
+    """
+    workspace_id = workspace_id or None
+    workspace_name = workspace_name or None
+    if (workspace_id is None) == (workspace_name is None):
+        raise typer.BadParameter(
+            "give exactly one of --workspace-id and --workspace-name",
+            param_hint="'--workspace-id' / '--workspace-name'",
+        )
+    configure_logging(log_level)
+    request = UpdateRequest(
+        workspace_id=workspace_id,
+        workspace_name=workspace_name,
+        template_version_id=template_version_id or None,
+        stop_timeout=stop_timeout,
+        start_timeout=start_timeout,
+        agent_timeout=agent_timeout,
+    )
+    console = Console(stderr=True)
+    progress = RichProgress(console) if console.is_terminal else PlainProgress(sys.stderr)
+    report = UpdateReport()
+    try:
+        report = execute(request, coder_url=coder_url, token=token, progress=progress)
+    finally:
+        progress.end(succeeded=report.ok)
+    if report.error is not None:
+        print(f"Error: {report.error}", file=sys.stderr, flush=True)
+    if json_output:
+        print(json.dumps(report.as_json()), flush=True)
+    elif report.ok:
+        print(f"Workspace {report.workspace_name} is running template version {report.template_version_id}.")
+    raise typer.Exit(report.exit_code)
+
+
+if __name__ == "__main__":
+    # Only this command is registered when the module runs as a script, so typer runs it without the
+    # subcommand name: ``python -m chat_mcp_primer.cli.update_workspace --workspace-name dev``.
+    app()
