@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from enum import StrEnum
 
 import structlog
 import typer
@@ -23,12 +24,26 @@ app = typer.Typer(
 )
 
 
-def configure_logging(level: str) -> None:
-    """Send the library's events at ``level`` and above to stderr, keeping stdout for results."""
-    numeric = logging.getLevelNamesMapping().get(level.upper())
-    if numeric is None:
-        raise typer.BadParameter(f"unknown log level {level!r}", param_hint="--log-level")
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+def configure_logging(level: LogLevel) -> None:
+    """Send structlog events and the standard library's log records (httpx, the MCP SDK) at ``level`` or
+    above to stderr, so stdout stays free for results (``--json``, the MCP stdio protocol). Neither ever
+    carries a token: events name ids, and httpx logs URLs, not headers."""
+    numeric = logging.getLevelNamesMapping()[level.name]
+    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True)
     structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
     )

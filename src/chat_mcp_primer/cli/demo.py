@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, app, configure_logging
+from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, LogLevel, app, configure_logging
 from chat_mcp_primer.cli._demo_run import DemoSummary, run_demo
 from chat_mcp_primer.workspace.coder import CoderError
 from chat_mcp_primer.workspace_mcp import PrimerSettings, Strategy
@@ -74,8 +74,9 @@ def demo(
     ] = None,
     template: Annotated[str | None, typer.Option("--template", help="Template name for --coder-url.")] = None,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="Library events at this level go to stderr.")
-    ] = "warning",
+        LogLevel,
+        typer.Option("--log-level", case_sensitive=False, help="Library events at this level and above go to stderr."),
+    ] = LogLevel.WARNING,
 ) -> None:
     """Run a scripted chat that creates a workspace and uses its MCP tools as soon as they are offered."""
     configure_logging(log_level)

@@ -19,11 +19,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import logging
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated, Any, Protocol, TextIO
 
 import anyio
@@ -33,7 +31,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.status import Status
 
-from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, app
+from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, LogLevel, app, configure_logging
 from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.workspace.coder import (
     AgentSelectionError,
@@ -401,31 +399,6 @@ class RichProgress:
             mark = "[green]✓[/green]" if succeeded else "[red]✗[/red]"
             self._console.print(f"{mark} {escape(self._current)}", highlight=False)
             self._current = None
-
-
-class LogLevel(StrEnum):
-    DEBUG = "debug"
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-
-
-def configure_logging(level: LogLevel) -> None:
-    """Send structlog events and the standard library's log records (httpx) at ``level`` or above to stderr,
-    so stdout stays free for ``--json``. Neither ever carries the token: events name ids, and httpx logs
-    URLs, not headers."""
-    numeric = logging.getLevelNamesMapping()[level.name]
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True)
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.dev.ConsoleRenderer(colors=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
-    )
 
 
 def _positive_seconds(value: float) -> float:
