@@ -44,6 +44,9 @@ class WorkspaceMCPServer:
     - ``page_size``: paginate listings; ``cursor_loop``: hand back the same cursor forever;
     - ``hang_listing``: never answer ``tools/list``; ``fail_listing``: answer it with an error.
 
+    ``port`` picks the loopback port (default: any free one), e.g. to start the server where a client
+    has already been refused.
+
     Calling a tool answers with a text naming the tool and its arguments. Counters (``list_calls``,
     ``call_calls``, `open_connections`) let tests assert what the client did.
     """
@@ -60,6 +63,7 @@ class WorkspaceMCPServer:
         hang_listing: bool = False,
         fail_listing: bool = False,
         on_call: Callable[[str, dict[str, Any]], mcp_types.CallToolResult] | None = None,
+        port: int = 0,
     ) -> None:
         self.tools = list(tools)
         self.name = name
@@ -70,6 +74,7 @@ class WorkspaceMCPServer:
         self.hang_listing = hang_listing
         self.fail_listing = fail_listing
         self.on_call = on_call
+        self.port = port
         self.list_calls = 0
         self.call_calls = 0
         self._lock = threading.Lock()
@@ -150,7 +155,7 @@ class WorkspaceMCPServer:
         return McpEndpoint(server=server or self.name, url=self.url)
 
     def start(self) -> WorkspaceMCPServer:
-        self._serving = LoopbackServer(self._app).start()
+        self._serving = LoopbackServer(self._app, port=self.port).start()
         return self
 
     def stop(self) -> None:

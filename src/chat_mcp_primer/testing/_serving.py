@@ -22,14 +22,14 @@ class LoopbackServer:
     can be read by the app without any background task. Use as a (sync) context manager.
     """
 
-    def __init__(self, app_factory: Callable[[], Any], *, graceful_shutdown_s: int = 1) -> None:
+    def __init__(self, app_factory: Callable[[], Any], *, port: int = 0, graceful_shutdown_s: int = 1) -> None:
         # IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off only on sockets created with it, and
         # uvicorn writes a response's head and body separately, so with Nagle on every response would wait
         # out the client's delayed ACK (about 40 ms on Linux).
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._socket.bind(("127.0.0.1", 0))
+        self._socket.bind(("127.0.0.1", port))
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(
             app_factory,

@@ -2,6 +2,13 @@
 
 from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint
 from chat_mcp_primer.workspace._memory import InMemoryWorkspaces
-from chat_mcp_primer.workspace._source import WorkspaceMcpSource
+from chat_mcp_primer.workspace._source import WorkspaceChangeSource, WorkspaceMcpSource
 
-__all__ = ["AgentMcp", "EndpointHealth", "InMemoryWorkspaces", "McpEndpoint", "WorkspaceMcpSource"]
+__all__ = [
+    "AgentMcp",
+    "EndpointHealth",
+    "InMemoryWorkspaces",
+    "McpEndpoint",
+    "WorkspaceChangeSource",
+    "WorkspaceMcpSource",
+]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from chat_mcp_primer.model import WorkspaceBinding
@@ -14,4 +15,13 @@ class WorkspaceMcpSource(Protocol):
 
         May raise on transport failures; discovery turns any exception into "no tools this time".
         """
+        ...
+
+
+class WorkspaceChangeSource(Protocol):
+    """Optionally, a source can also say when a workspace changed in a way that may make tools reachable
+    (agent state, an app turning healthy): the primed primer then ends its pause early."""
+
+    def changes(self, binding: WorkspaceBinding) -> AsyncIterator[str]:
+        """Yields a short reason for each change, for as long as the caller iterates."""
         ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from chat_mcp_primer.clock import Clock
@@ -44,6 +44,16 @@ _HEALTH = {
 }
 
 
+def _readiness_signature(workspace: Workspace) -> tuple[object, ...]:
+    """What about a workspace can make its MCP servers reachable: its build, agent states, app health."""
+    build = workspace.latest_build
+    agents = tuple(
+        (agent.id, agent.status, agent.lifecycle_state, tuple((app.slug, app.health) for app in agent.apps))
+        for agent in build.agents
+    )
+    return (build.id, build.job.status, agents)
+
+
 @dataclass(frozen=True, slots=True)
 class McpAppSettings:
     """Which workspace apps are MCP servers, and where their Streamable HTTP endpoint is under the app."""
@@ -83,6 +93,15 @@ class CoderBackend:
             for app in agent.apps
             if self.apps.is_mcp_app(app)
         )
+
+    async def changes(self, binding: WorkspaceBinding) -> AsyncIterator[str]:
+        """Yields whenever the workspace's build, agents or app health change, from Coder's watch stream."""
+        previous: tuple[object, ...] | None = None
+        async for workspace in self.client.watch(binding.workspace_id):
+            signature = _readiness_signature(workspace)
+            if previous is not None and signature != previous:
+                yield "workspace changed"
+            previous = signature
 
     async def current_agent(self, binding: WorkspaceBinding) -> AgentMcp | None:
         """The chat's agent in the workspace's latest build, with its MCP endpoints; None when there is none.

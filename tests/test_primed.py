@@ -1,0 +1,148 @@
+"""The primed strategy: short pauses within the reference's attempt budget, early wake-up on signals,
+and a bounded wait before the next step. On the fake clock, over real loopback MCP."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import anyio
+import pytest
+
+from chat_mcp_primer.model import WorkspaceBinding
+from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, MockClock, WorkspaceMCPServer, echo_tools
+from chat_mcp_primer.workspace import McpEndpoint
+from chat_mcp_primer.workspace_mcp import RETRY_TAGS, PrimerEnd, PrimerSettings, TurnWorkspace
+from chat_mcp_primer.workspace_mcp._primer import next_pause
+
+pytestmark = pytest.mark.anyio
+
+BINDING = WorkspaceBinding("ws-1", agent_id="agent-1")
+# A guard against a hang in real time, never an assertion about speed.
+GUARD_S = 10
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_primed_schedule_starts_short_and_never_exceeds_the_reference_attempt_count() -> None:
+    settings = PrimerSettings()
+    at, pauses = 0.0, []
+    attempts = 1
+    while (pause := next_pause(settings, attempts, settings.max_wait - at)) is not None and at < settings.max_wait:
+        pauses.append(pause)
+        at += pause
+        attempts += 1
+    assert pauses[:5] == [0.1, 0.2, 0.4, 0.8, 1.6]
+    assert attempts <= PrimerSettings(strategy="reference").max_attempts == 16
+    assert all(pause <= settings.max_wait for pause in pauses)
+
+
+async def test_attempt_bound_holds_when_tools_never_come(
+    clock: MockClock, workspaces: InMemoryWorkspaces, make_turn: Callable[..., TurnWorkspace], event_log: EventRecorder
+) -> None:
+    with WorkspaceMCPServer(echo_tools("x"), name="never", clock=clock, ready_at=float("inf")) as server:
+        workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
+        async with make_turn(BINDING) as turn, clock.autojump():
+            turn.agent_ready()
+            with anyio.fail_after(GUARD_S):
+                report = await turn.wait_for_primer()
+    assert report is not None
+    assert report.end is PrimerEnd.GAVE_UP
+    assert report.attempts <= 16
+    assert server.list_calls == report.attempts
+    times = [event.at for event in event_log.named("primer.attempt")]
+    assert times[:3] == [0.0, 0.1, pytest.approx(0.3)]  # a server a moment from ready is tried again at once
+
+
+async def test_bounded_wait_returns_the_moment_the_primer_finishes(
+    clock: MockClock, workspaces: InMemoryWorkspaces, make_turn: Callable[..., TurnWorkspace], event_log: EventRecorder
+) -> None:
+    with WorkspaceMCPServer(echo_tools("grep"), name="code", clock=clock, ready_at=0.25) as server:
+        workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
+        async with make_turn(BINDING) as turn, clock.autojump():
+            turn.agent_ready()
+            with anyio.fail_after(GUARD_S):
+                offered = await turn.prepare_tools([])
+            finished_at = clock.now()
+    assert offered is not None
+    assert [tool.spec.name for tool in offered] == ["code__grep"]
+    [succeeded] = event_log.named("primer.succeeded")
+    assert finished_at == succeeded.at == pytest.approx(0.3)  # attempts at 0, 0.1, 0.3: not the 15 s bound
+    assert event_log.named("prepare.waiting_for_primer")
+
+
+async def test_bounded_wait_gives_up_after_prepare_wait_and_only_once_per_primer(
+    clock: MockClock, workspaces: InMemoryWorkspaces, make_turn: Callable[..., TurnWorkspace], event_log: EventRecorder
+) -> None:
+    with WorkspaceMCPServer(echo_tools("grep"), name="code", clock=clock, ready_at=float("inf")) as server:
+        workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
+        async with make_turn(BINDING, prepare_wait=5.0) as turn, clock.autojump():
+            turn.agent_ready()
+            with anyio.fail_after(GUARD_S):
+                assert await turn.prepare_tools([]) is None
+                first = clock.now()
+                assert await turn.prepare_tools([]) is None
+            second = clock.now()
+    assert 5.0 <= first < 5.0 + PrimerSettings().retry_interval  # bounded, plus the attempt it made then
+    assert second == first  # the next step does not wait again for the same primer
+    assert len(event_log.named("prepare.waiting_for_primer")) == 1
+
+
+async def test_no_wait_when_the_workspace_exposes_no_endpoint(
+    clock: MockClock, workspaces: InMemoryWorkspaces, make_turn: Callable[..., TurnWorkspace]
+) -> None:
+    workspaces.set_agent("ws-1", "agent-1", endpoints=())
+    async with make_turn(BINDING) as turn:
+        turn.agent_ready()
+        with anyio.fail_after(GUARD_S):
+            assert await turn.prepare_tools([]) is None
+        assert turn.discovery_done
+        assert clock.now() == 0.0  # no time passed: nothing was waited for
+
+
+async def test_a_workspace_change_ends_the_pause_early(
+    clock: MockClock, workspaces: InMemoryWorkspaces, make_turn: Callable[..., TurnWorkspace], event_log: EventRecorder
+) -> None:
+    with WorkspaceMCPServer(echo_tools("grep"), name="code", clock=clock, ready_at=float("inf")) as server:
+        endpoint = server.endpoint()
+        workspaces.set_agent("ws-1", "agent-1", (endpoint,))
+        async with make_turn(BINDING) as turn:
+            turn.agent_ready()
+            with anyio.fail_after(GUARD_S):
+                await clock.wait_for_sleeper(*RETRY_TAGS)  # parked in its first pause
+                server.ready_at = clock.now()
+                workspaces.set_agent("ws-1", "agent-1", (endpoint,))  # e.g. Coder reports the app healthy
+                report = await turn.wait_for_primer()
+    assert report is not None
+    assert report.end is PrimerEnd.SUCCEEDED
+    assert report.attempts == 2
+    assert clock.now() == 0.0  # the pause never ran out: the signal ended it
+    assert event_log.named("primer.woken")
+
+
+async def test_a_refused_endpoint_that_starts_accepting_ends_the_pause_early(
+    clock: MockClock, workspaces: InMemoryWorkspaces, make_turn: Callable[..., TurnWorkspace], event_log: EventRecorder
+) -> None:
+    port = free_port()
+    endpoint = McpEndpoint(server="late", url=f"http://127.0.0.1:{port}/mcp")
+    workspaces.set_agent("ws-1", "agent-1", (endpoint,))
+    settings = PrimerSettings()
+    async with make_turn(BINDING) as turn:
+        turn.agent_ready()
+        with anyio.fail_after(GUARD_S):
+            await clock.wait_for_sleeper(*RETRY_TAGS)  # attempt 1 was refused; pausing 0.1 s
+            await clock.advance_next()  # attempt 2 at 0.1 s, refused too
+            await clock.wait_for_sleeper(*RETRY_TAGS)  # now pausing 0.2 s, knocking every 0.1 s meanwhile
+            with WorkspaceMCPServer(echo_tools("grep"), name="late", clock=clock, port=port):
+                await clock.wait_for_sleeper("primer", "probe")
+                await clock.advance(settings.probe_interval)  # the next knock is answered
+                report = await turn.wait_for_primer()
+    assert report is not None
+    assert report.end is PrimerEnd.SUCCEEDED
+    assert report.attempts == 3
+    assert clock.now() == pytest.approx(0.2)  # before the 0.2 s pause (due at 0.3 s) ran out
+    assert any("accepts" in event.fields["reason"] for event in event_log.named("primer.signal"))
