@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -7,7 +8,19 @@ from typing import Any
 
 import structlog
 
-_logger = structlog.get_logger("chat_mcp_primer")
+# Events go through structlog into the standard library's "chat_mcp_primer" logger, as a library's logs
+# should: silent until the application configures logging, and then at the levels it chose. A structlog
+# application sees the same key-value events through its stdlib integration.
+_stdlib_logger = logging.getLogger("chat_mcp_primer")
+_stdlib_logger.addHandler(logging.NullHandler())
+_logger = structlog.wrap_logger(
+    _stdlib_logger,
+    wrapper_class=structlog.stdlib.BoundLogger,
+    processors=[
+        structlog.stdlib.filter_by_level,
+        structlog.processors.KeyValueRenderer(key_order=["event"], sort_keys=True),
+    ],
+)
 
 
 @dataclass(frozen=True, slots=True)
