@@ -16,6 +16,8 @@ import uvicorn
 from mcp.server import MCPServer
 
 READY_LINE = "ready"
+# Stopping does not wait for clients' event streams to end: they would keep the process alive forever.
+GRACEFUL_SHUTDOWN_S = 1
 _DOCS = {
     "primer": "The primer retries MCP tool discovery after a workspace is ready, so tools arrive in the same turn.",
     "prepare_tools": "prepare_tools runs before every model step and merges the workspace tools it discovered.",
@@ -46,7 +48,8 @@ async def serve(port: int, cold_start: float) -> None:
     # Connections queue in the backlog from here on, so the server is reachable from this moment.
     print(READY_LINE, flush=True)
     app = build_server().streamable_http_app(streamable_http_path="/mcp")
-    await uvicorn.Server(uvicorn.Config(app, log_level="warning")).serve(sockets=[listener])
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    await uvicorn.Server(config).serve(sockets=[listener])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.events import EventHandler, Events
 from chat_mcp_primer.model import Chat, Message, Model, Tool
 from chat_mcp_primer.workspace import WorkspaceMcpSource
-from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, ToolCache, TurnWorkspace
+from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, ToolCache, TurnWorkspace, WorkspaceMcpHub
 
 WorkspaceToolsFactory = Callable[[TurnWorkspace], Sequence[Tool]]
 """Builds the workspace-provisioning tools of one turn, bound to that turn's `TurnWorkspace`."""
@@ -40,9 +40,10 @@ class TurnResult:
 class ChatRuntime:
     """Runs chat turns whose tools can provision workspaces and use the MCP tools inside them.
 
-    Use as an async context manager (or call `aclose`). Every turn owns its background work (the
-    primer, MCP sessions) and ends it before `run_turn` returns; `aclose` cancels turns still running
-    and waits until they have.
+    Use as an async context manager: inside it, MCP sessions and listings are shared by every chat and
+    turn (outside it, each turn has its own). Every turn owns its background work (the primer) and ends
+    it before `run_turn` returns; `aclose` cancels turns still running, waits until they have, and
+    closes every MCP session.
 
     ``backend`` tells discovery which agent and MCP endpoints a chat's workspace has; without one,
     chats get no workspace MCP tools. ``workspace_tools`` builds the provisioning tools of a turn (only
@@ -75,10 +76,15 @@ class ChatRuntime:
         self._turns: set[anyio.CancelScope] = set()
         self._idle: anyio.Event | None = None
         self._closed = False
+        self._hub: WorkspaceMcpHub | None = None
 
     async def __aenter__(self) -> ChatRuntime:
+        """Start sharing MCP sessions and listings across the turns of every chat until `aclose`."""
         if self._closed:
             raise RuntimeClosedError("a closed ChatRuntime cannot be entered again")
+        hub = WorkspaceMcpHub(cache=self.cache, clock=self.clock, settings=self.primer, events=self.events)
+        await hub.__aenter__()
+        self._hub = hub
         return self
 
     async def __aexit__(
@@ -94,13 +100,17 @@ class ChatRuntime:
         return len(self._turns)
 
     async def aclose(self) -> None:
-        """Refuse new turns, cancel the running ones, and return once all of them have ended."""
+        """Refuse new turns, cancel the running ones, and return once all of them have ended and every
+        MCP session is closed."""
         self._closed = True
         for scope in list(self._turns):
             scope.cancel()
         if self._turns:
             self._idle = self._idle or anyio.Event()
             await self._idle.wait()
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            await hub.__aexit__(None, None, None)
 
     async def run_turn(self, chat: Chat, text: str) -> TurnResult:
         """Run one turn: the user's ``text``, then model steps until it answers without tool calls.
@@ -137,6 +147,7 @@ class ChatRuntime:
             settings=self.primer,
             events=self.events,
             reserved_names=[tool.spec.name for tool in builtin],
+            hub=self._hub,
         ) as workspace:
             if self._workspace_tools is not None and chat.is_root:
                 provisioning = list(self._workspace_tools(workspace))

@@ -2,6 +2,7 @@
 
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, MemoryToolCache, ToolCache
 from chat_mcp_primer.workspace_mcp._discovery import Discovery, DiscoveryResult, Outcome
+from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool
 from chat_mcp_primer.workspace_mcp._naming import ToolNames
 from chat_mcp_primer.workspace_mcp._primer import RETRY_TAGS, PrimerEnd, PrimerReport, run_primer
@@ -30,6 +31,7 @@ __all__ = [
     "ToolCache",
     "ToolNames",
     "TurnWorkspace",
+    "WorkspaceMcpHub",
     "WorkspaceMcpTool",
     "convert_result",
     "run_primer",

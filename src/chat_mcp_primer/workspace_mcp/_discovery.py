@@ -66,13 +66,24 @@ async def list_all_tools(session: McpSession, max_pages: int) -> list[mcp_types.
     raise ListingError(f"the listing did not end within {max_pages} pages")
 
 
+@dataclass(slots=True)
+class _Flight:
+    """One listing in progress, which later callers for the same server join instead of listing again."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    finished: bool = False
+    tools: tuple[RemoteTool, ...] | None = None
+    failure: str | None = None
+
+
 class Discovery:
     """One discovery attempt for an agent's MCP servers. `attempt` never raises.
 
     Servers whose complete listing is cached are answered from the cache with no network traffic; the
     others are dialled (within ``dial_timeout``) and listed in full (within ``discovery_timeout``),
-    concurrently. Only non-empty, complete listings are cached, under the generation read before the
-    fetch started.
+    concurrently. Concurrent attempts for the same (workspace, agent, server), from any number of chats,
+    share one listing in flight. Only non-empty, complete listings are cached, under the generation read
+    before the fetch started.
     """
 
     def __init__(
@@ -83,6 +94,8 @@ class Discovery:
         self._clock = clock
         self._settings = settings
         self._events = events
+        self._flights: dict[CacheKey, _Flight] = {}
+        self.listings = 0
 
     async def attempt(self, agent: AgentMcp) -> DiscoveryResult:
         if not agent.endpoints:
@@ -122,7 +135,32 @@ class Discovery:
         self, key: CacheKey, endpoint: McpEndpoint, failures: dict[str, str]
     ) -> tuple[RemoteTool, ...] | None:
         """The server's usable tools (possibly empty), or None when it failed (the reason recorded in
-        ``failures``). Never raises."""
+        ``failures``), joining a listing already in flight for the same server. Never raises."""
+        flight = self._flights.get(key)
+        if flight is not None:
+            self._events.emit("discovery.joined_listing", server=endpoint.server, agent_id=key.agent_id)
+            await flight.done.wait()
+            if flight.finished:
+                if flight.failure is not None:
+                    failures[endpoint.server] = flight.failure
+                return flight.tools
+            # The caller that listed was cancelled before it finished: list ourselves.
+        flight = _Flight()
+        self._flights[key] = flight
+        try:
+            flight.tools = await self._list(key, endpoint, failures)
+            flight.failure = failures.get(endpoint.server)
+            flight.finished = True
+            return flight.tools
+        finally:
+            flight.done.set()
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+
+    async def _list(
+        self, key: CacheKey, endpoint: McpEndpoint, failures: dict[str, str]
+    ) -> tuple[RemoteTool, ...] | None:
+        self.listings += 1
         generation = await self._cache.generation(key)
         session: McpSession | None = None
         try:
@@ -142,6 +180,8 @@ class Discovery:
                 self._sessions.discard(session)
             return None
         tools = clean_listing(endpoint.server, listed, self._settings, self._events)
+        if tools:
+            session.warm = True
         if tools and not await self._cache.put(key, tools, generation):
             # Invalidated while we listed (list_changed, a new agent): this listing may already be old.
             self._events.emit("discovery.stale_listing_dropped", server=endpoint.server, agent_id=key.agent_id)

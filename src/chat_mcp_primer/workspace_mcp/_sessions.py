@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -7,7 +8,9 @@ import anyio
 import httpx2
 import mcp_types
 from mcp import Client
+from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from chat_mcp_primer._tasks import BackgroundTasks
 from chat_mcp_primer.clock import Clock, run_with_timeout
@@ -23,6 +26,9 @@ _TRANSPORT_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 
 DIAL_TAGS = ("workspace-mcp", "dial")
 REFUSED = "connection refused or unreachable"
+
+ToolsChanged = Callable[[CacheKey], Awaitable[None]]
+"""Told that a server's tool catalogue changed (``tools/list_changed``)."""
 CLOSE_TAGS = ("workspace-mcp", "close")
 
 
@@ -62,9 +68,15 @@ class McpSession:
     SDK requires.
     """
 
-    def __init__(self, key: CacheKey, endpoint: McpEndpoint) -> None:
+    def __init__(
+        self, key: CacheKey, endpoint: McpEndpoint, on_tools_changed: ToolsChanged | None = None, now: float = 0.0
+    ) -> None:
         self.key = key
         self.endpoint = endpoint
+        self.on_tools_changed = on_tools_changed
+        # True once a listing through this session found tools: worth keeping open across turns.
+        self.warm = False
+        self.last_used = now
         self._client: Client | None = None
         self._failure: BaseException | None = None
         self._ready = anyio.Event()
@@ -117,16 +129,41 @@ class McpSession:
                         streamable_http_client(self.endpoint.url, http_client=http),
                         cache=None,
                         mode=settings.mcp_mode,
+                        message_handler=self._on_message,
                     ) as client,
+                    anyio.create_task_group() as listeners,
                 ):
+                    if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                        # 2026 era: tools/list_changed arrives only through a subscription stream.
+                        listeners.start_soon(self._listen, client)
                     self._client = client
                     self._ready.set()
                     await self._close_requested.wait()
-        except Exception as exc:  # the session is lost; callers see a SessionError naming the server
-            self._failure = exc
+                    listeners.cancel_scope.cancel()
+        except* Exception as failures:
+            # The session is lost; callers see a SessionError naming the server. `except*` keeps a
+            # cancellation that arrives together with the transport's teardown errors propagating.
+            self._failure = failures.exceptions[0]
         finally:
             self._closed.set()
             self._ready.set()
+
+    async def _on_message(self, message: IncomingMessage) -> None:
+        # Old protocol era: the notification reaches the message handler. Kept light: handlers run as tasks.
+        if isinstance(message, mcp_types.ToolListChangedNotification):
+            await self._tools_changed()
+
+    async def _listen(self, client: Client) -> None:
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                async for _ in subscription:
+                    await self._tools_changed()
+        except Exception:  # no subscription support, or the stream dropped: only the early signal is lost
+            return
+
+    async def _tools_changed(self) -> None:
+        if self.on_tools_changed is not None:
+            await self.on_tools_changed(self.key)
 
 
 class McpSessions:
@@ -136,10 +173,13 @@ class McpSessions:
     Concurrent requests for the same key share one connect.
     """
 
-    def __init__(self, clock: Clock, settings: PrimerSettings, events: Events) -> None:
+    def __init__(
+        self, clock: Clock, settings: PrimerSettings, events: Events, on_tools_changed: ToolsChanged | None = None
+    ) -> None:
         self._clock = clock
         self._settings = settings
         self._events = events
+        self._on_tools_changed = on_tools_changed
         self._sessions: dict[CacheKey, McpSession] = {}
         self._owners: BackgroundTasks | None = None
         self.opened = 0
@@ -187,11 +227,12 @@ class McpSessions:
         """
         if self._owners is None:
             raise RuntimeError("McpSessions is not entered")
+        self.reap_idle()
         session = self._sessions.get(key)
         if session is None or session.closed or session.endpoint != endpoint:
             if session is not None:
                 session.close()
-            session = McpSession(key, endpoint)
+            session = McpSession(key, endpoint, self._on_tools_changed, self._clock.now())
             self._sessions[key] = session
             self.opened += 1
             self._events.emit("session.dialing", server=key.server, agent_id=key.agent_id)
@@ -201,7 +242,25 @@ class McpSessions:
         except BaseException:
             self.discard(session)
             raise
+        session.last_used = self._clock.now()
         return session
+
+    def release(self, keys: Iterable[CacheKey]) -> None:
+        """A turn is done with ``keys``: close their sessions that never listed tools (nothing to reuse);
+        sessions that did stay open for the next turn or chat until idle for ``session_idle_timeout``."""
+        for key in keys:
+            session = self._sessions.get(key)
+            if session is not None and not session.warm:
+                self.discard(session)
+        self.reap_idle()
+
+    def reap_idle(self) -> None:
+        """Close sessions unused for ``session_idle_timeout``. Checked on every use: no timer runs for it."""
+        cutoff = self._clock.now() - self._settings.session_idle_timeout
+        for session in list(self._sessions.values()):
+            if session.last_used < cutoff:
+                self._events.emit("session.idle_closed", server=session.key.server, agent_id=session.key.agent_id)
+                self.discard(session)
 
     def discard(self, session: McpSession) -> None:
         """Close ``session`` and forget it, so the next request for its key dials again."""

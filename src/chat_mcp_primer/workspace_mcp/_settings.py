@@ -50,6 +50,10 @@ class PrimerSettings:
     # When a turn ends its sessions are closed politely (the server hears that the session is over);
     # a server that does not answer within this grace period is cut off, so it cannot hold up the turn.
     close_grace: float = 1.0
+    # A session that listed tools stays open for later attempts, turns and chats of the same agent; one
+    # unused this long is closed (checked whenever sessions are used). Five minutes spans the pauses of a
+    # conversation without keeping connections to forgotten workspaces.
+    session_idle_timeout: float = 300.0
     # A paginated listing longer than this is treated as a server fault (likely a cursor bug).
     max_list_pages: int = 100
     # Tool descriptions are sent to the model on every step; longer ones are truncated.
@@ -62,7 +66,7 @@ class PrimerSettings:
 
     def __post_init__(self) -> None:
         names = ("max_wait", "retry_interval", "discovery_timeout", "dial_timeout", "call_timeout", "close_grace")
-        for name in (*names, "first_pause", "prepare_wait", "probe_interval"):
+        for name in (*names, "first_pause", "prepare_wait", "probe_interval", "session_idle_timeout"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PrimerSettings.{name} must not be negative")
         if self.retry_interval == 0:

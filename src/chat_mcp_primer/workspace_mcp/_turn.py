@@ -12,12 +12,13 @@ from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import Tool, WorkspaceBinding
 from chat_mcp_primer.workspace import AgentMcp, McpEndpoint, WorkspaceMcpSource
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
-from chat_mcp_primer.workspace_mcp._discovery import Discovery, DiscoveryResult, Outcome
+from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult, Outcome
+from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool
 from chat_mcp_primer.workspace_mcp._naming import ToolNames
 from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
-from chat_mcp_primer.workspace_mcp._sessions import REFUSED, McpSession, McpSessions, describe_failure
+from chat_mcp_primer.workspace_mcp._sessions import REFUSED, McpSession, describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 from chat_mcp_primer.workspace_mcp._signals import PREPARE_WAIT_TAGS, PROBE_TAGS, Signal, accepts_connections
 
@@ -45,6 +46,7 @@ class TurnWorkspace:
         settings: PrimerSettings,
         events: Events,
         reserved_names: Iterable[str] = (),
+        hub: WorkspaceMcpHub | None = None,
     ) -> None:
         self.chat_id = chat_id
         self._binding = binding
@@ -53,8 +55,12 @@ class TurnWorkspace:
         self._clock = clock
         self._settings = settings
         self._events = events
-        self._sessions = McpSessions(clock, settings, events)
-        self._discovery = Discovery(self._sessions, cache, clock, settings, events)
+        # Without a shared hub (a runtime's), the turn has one of its own, closed with the turn.
+        self._own_hub = hub is None
+        self._hub = hub or WorkspaceMcpHub(cache=cache, clock=clock, settings=settings, events=events)
+        self._sessions = self._hub.sessions
+        self._discovery = self._hub.discovery
+        self._used: set[CacheKey] = set()
         self._names = ToolNames(reserved_names)
         self._agent: AgentMcp | None = None
         self._done = False
@@ -67,15 +73,18 @@ class TurnWorkspace:
         self._top_of_turn = binding is not None
         self._refused: list[McpEndpoint] = []
         self._refusals = Signal()
+        self._catalogue_signal = Signal()
         self.primer_reports: list[PrimerReport] = []
 
     async def __aenter__(self) -> TurnWorkspace:
-        await self._sessions.__aenter__()
+        if self._own_hub:
+            await self._hub.__aenter__()
         self._primers = BackgroundTasks()
         try:
             await self._primers.__aenter__()
         except BaseException:
-            await self._sessions.__aexit__(None, None, None)
+            if self._own_hub:
+                await self._hub.__aexit__(None, None, None)
             raise
         return self
 
@@ -90,7 +99,12 @@ class TurnWorkspace:
         try:
             await primers.__aexit__(exc_type, exc, traceback)
         finally:
-            await self._sessions.__aexit__(exc_type, exc, traceback)
+            for key in self._used:
+                self._hub.unlisten(key, self._catalogue_changed)
+            if self._own_hub:
+                await self._hub.__aexit__(exc_type, exc, traceback)
+            else:
+                self._sessions.release(self._used)
 
     @property
     def binding(self) -> WorkspaceBinding | None:
@@ -103,6 +117,14 @@ class TurnWorkspace:
     @property
     def open_sessions(self) -> int:
         return self._sessions.open_count
+
+    def _catalogue_changed(self, key: CacheKey) -> None:
+        """A server of the chat's agent changed its tools: offer the new list at the next step (not
+        mid-step), and wake a primer that is pausing."""
+        agent = self._agent
+        if agent is not None and key.agent_id == agent.agent_id:
+            self._done = False
+            self._catalogue_signal.set()
 
     def reserve_names(self, names: Iterable[str]) -> None:
         """Keep these names (the turn's built-in tools) from ever being given to a workspace tool."""
@@ -169,6 +191,7 @@ class TurnWorkspace:
         async with anyio.create_task_group() as signals:
             signals.start_soon(self._watch_workspace, signal)
             signals.start_soon(self._probe_refused, signal)
+            signals.start_soon(self._relay, self._catalogue_signal, signal)
             report = await run_primer(
                 self._attempt, self._clock, self._settings, self._events, chat_id=self.chat_id, wake=signal.wait
             )
@@ -187,6 +210,12 @@ class TurnWorkspace:
                 signal.set()
         except Exception as exc:  # a watch that breaks only loses the early wake-up, never the primer
             self._events.emit("primer.watch_failed", chat_id=self.chat_id, reason=describe_failure(exc))
+
+    @staticmethod
+    async def _relay(source: Signal, target: Signal) -> None:
+        while True:
+            await source.wait()
+            target.set()
 
     async def _probe_refused(self, signal: Signal) -> None:
         """While an endpoint refuses connections, knock cheaply; raise the signal once it accepts."""
@@ -263,6 +292,11 @@ class TurnWorkspace:
         agent = await self._resolve_agent()
         if agent is None:
             return DiscoveryResult(Outcome.NO_AGENT)
+        for endpoint in agent.endpoints:
+            key = CacheKey(agent.workspace_id, agent.agent_id, endpoint.server)
+            if key not in self._used:
+                self._used.add(key)
+                self._hub.listen(key, self._catalogue_changed)
         result = await self._discovery.attempt(agent)
         self._refused = [e for e in agent.endpoints if result.failures.get(e.server) == REFUSED]
         if self._refused:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx
 from starlette.types import Receive, Scope, Send
 
@@ -55,8 +56,21 @@ async def forward(upstream: str, scope: Scope, receive: Receive, send: Send) -> 
                     ],
                 }
             )
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            async with anyio.create_task_group() as group:
+
+                async def stream_back() -> None:
+                    async for chunk in response.aiter_raw():
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await send({"type": "http.response.body", "body": b""})
+                    group.cancel_scope.cancel()
+
+                async def stop_when_the_client_leaves() -> None:
+                    # A long-lived event stream ends when its client goes away, not when the upstream does.
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()
+
+                group.start_soon(stream_back)
+                group.start_soon(stop_when_the_client_leaves)
         finally:
             await response.aclose()
