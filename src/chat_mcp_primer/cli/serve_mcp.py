@@ -31,14 +31,13 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, app
-from chat_mcp_primer.tools._base import Result, build_failure
+from chat_mcp_primer.tools.list_templates import describe_templates
 from chat_mcp_primer.workspace.coder import (
-    AgentSelectionError,
-    BuildError,
     CoderClient,
     CoderError,
     CoderNotFoundError,
     ReadinessSettings,
+    Result,
     Transition,
     Workspace,
     WorkspaceAgent,
@@ -47,12 +46,12 @@ from chat_mcp_primer.workspace.coder import (
     is_mcp_app,
     is_running,
     is_stopped,
-    select_agent,
+    ready_after_build,
+    ready_agent,
     server_name,
     settle,
+    stop_and_wait,
     version_refusal,
-    wait_for_agent_ready,
-    wait_for_build,
 )
 
 COMMAND_NAME = "serve-mcp"
@@ -164,20 +163,7 @@ class WorkspaceLifecycle:
             yield await self.client.workspace(workspace.id)
 
     async def list_templates(self) -> Result:
-        templates = await self.client.templates()
-        return {
-            "templates": [
-                {
-                    "id": template.id,
-                    "name": template.name,
-                    "display_name": template.display_name,
-                    "description": template.description,
-                    "active_version_id": template.active_version_id,
-                }
-                for template in templates
-                if not template.deprecated
-            ]
-        }
+        return describe_templates(await self.client.templates())
 
     async def create_workspace(
         self, template_id: str, name: str, parameters: dict[str, str], preset_id: str | None
@@ -276,12 +262,7 @@ class WorkspaceLifecycle:
 
     async def _stop(self, workspace: Workspace) -> Result:
         """Stop and wait: ``{"build_id"}`` when the stop succeeded, else the failure with ``error``."""
-        build = await build_when_idle(self.client, workspace, Transition.STOP, self.client.clock, self.readiness)
-        try:
-            await wait_for_build(self.client, build, self.client.clock, self.readiness)
-        except BuildError as exc:
-            return {**build_failure(exc), "error": f"stopping the workspace failed: {exc}"}
-        return {"build_id": build.id}
+        return await stop_and_wait(self.client, workspace, self.client.clock, self.readiness)
 
     async def _start(self, workspace: Workspace, version_id: str | None) -> Result:
         build = await build_when_idle(
@@ -290,26 +271,10 @@ class WorkspaceLifecycle:
         return await self._ready_after_build(build)
 
     async def _ready_after_build(self, build: WorkspaceBuild) -> Result:
-        """Wait for the build, then for its agent: ``build_id``, and a build failure as ``error`` or the
-        agent's readiness keys (none when it is ready)."""
-        try:
-            build = await wait_for_build(self.client, build, self.client.clock, self.readiness)
-        except BuildError as exc:
-            return build_failure(exc)
-        return await self._ready_agent(build)
+        return await ready_after_build(self.client, build, self.client.clock, self.readiness)
 
     async def _ready_agent(self, build: WorkspaceBuild) -> Result:
-        result: Result = {"build_id": build.id}
-        if not build.agents:
-            result["agent_status"] = "no_agent"
-            return result
-        try:
-            agent = select_agent(build.agents)
-        except AgentSelectionError as exc:
-            result.update(agent_status="selection_error", agent_error=str(exc))
-            return result
-        result.update(await wait_for_agent_ready(self.client, build.id, agent.id, self.client.clock, self.readiness))
-        return result
+        return await ready_agent(self.client, build, self.client.clock, self.readiness)
 
 
 # -- the MCP server ---------------------------------------------------------------------------------

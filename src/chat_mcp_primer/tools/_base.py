@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -11,27 +11,23 @@ from typing import Any
 import anyio
 
 from chat_mcp_primer.model import ToolResult, ToolSpec, WorkspaceBinding
+from chat_mcp_primer.workspace import coder
 from chat_mcp_primer.workspace.coder import (
-    AgentSelectionError,
-    BuildError,
     CoderBackend,
     CoderError,
     CoderNotFoundError,
     CoderWorkspaceDeletedError,
+    Result,
     Transition,
     Workspace,
+    WorkspaceAgent,
     WorkspaceBuild,
     build_when_idle,
-    select_agent,
-    wait_for_agent_ready,
-    wait_for_build,
 )
 from chat_mcp_primer.workspace.coder import (
     settle as settle_workspace,
 )
 from chat_mcp_primer.workspace_mcp import TurnWorkspace
-
-Result = dict[str, Any]
 
 NO_WORKSPACE = "This chat has no workspace yet; use create_workspace first."
 DELETED = "The chat's workspace was deleted; use create_workspace to make a new one."
@@ -114,24 +110,15 @@ async def post_build(
     )
 
 
-def build_failure(exc: BuildError) -> Result:
-    result: Result = {"error": str(exc), "build_id": exc.build_id}
-    if exc.job_error:
-        result["job_error"] = exc.job_error
-    if exc.error_code:
-        result["error_code"] = exc.error_code
-    return result
-
-
 async def stop_and_wait(context: ToolContext, workspace: Workspace) -> Result | None:
-    """Stop a running workspace and wait for the stop; None on success, else the failure result."""
-    build = await post_build(context, workspace, Transition.STOP)
-    context.turn.bind(WorkspaceBinding(workspace.id, build_id=build.id))
-    try:
-        await wait_for_build(context.backend.client, build, context.backend.clock, context.backend.readiness)
-    except BuildError as exc:
-        return {**build_failure(exc), "error": f"stopping the workspace failed: {exc}"}
-    return None
+    """Stop a running workspace, binding the chat to the stop build; None on success, else the failure."""
+    backend = context.backend
+
+    def bind_stop(build: WorkspaceBuild) -> None:
+        context.turn.bind(WorkspaceBinding(workspace.id, build_id=build.id))
+
+    result = await coder.stop_and_wait(backend.client, workspace, backend.clock, backend.readiness, on_build=bind_stop)
+    return result if "error" in result else None
 
 
 async def ready_after_build(
@@ -144,11 +131,14 @@ async def ready_after_build(
     """
     backend = context.backend
     context.turn.bind(WorkspaceBinding(workspace.id, build_id=build.id))
-    try:
-        build = await wait_for_build(backend.client, build, backend.clock, backend.readiness)
-    except BuildError as exc:
-        return build_failure(exc)
-    return await ready_agent(context, workspace, build, fresh=fresh)
+    picked: list[WorkspaceAgent] = []
+    result = await coder.ready_after_build(
+        backend.client, build, backend.clock, backend.readiness, on_agent=_binder(context, workspace, build, picked)
+    )
+    if picked:
+        # The post-ready notification, on every path and whatever the readiness outcome: it starts the primer.
+        context.turn.agent_ready(fresh=fresh)
+    return result
 
 
 async def ready_agent(
@@ -160,17 +150,20 @@ async def ready_agent(
     starting it (see `TurnWorkspace.agent_ready`).
     """
     backend = context.backend
-    result: Result = {"build_id": build.id}
-    if not build.agents:
-        result["agent_status"] = "no_agent"
-        return result
-    try:
-        agent = select_agent(build.agents)
-    except AgentSelectionError as exc:
-        result.update(agent_status="selection_error", agent_error=str(exc))
-        return result
-    context.turn.bind(WorkspaceBinding(workspace.id, build_id=build.id, agent_id=agent.id))
-    result.update(await wait_for_agent_ready(backend.client, build.id, agent.id, backend.clock, backend.readiness))
-    # The post-ready notification, on every path and whatever the readiness outcome: it starts the primer.
-    context.turn.agent_ready(fresh=fresh)
+    picked: list[WorkspaceAgent] = []
+    result = await coder.ready_agent(
+        backend.client, build, backend.clock, backend.readiness, on_agent=_binder(context, workspace, build, picked)
+    )
+    if picked:
+        context.turn.agent_ready(fresh=fresh)
     return result
+
+
+def _binder(
+    context: ToolContext, workspace: Workspace, build: WorkspaceBuild, picked: list[WorkspaceAgent]
+) -> Callable[[WorkspaceAgent], None]:
+    def bind_agent(agent: WorkspaceAgent) -> None:
+        picked.append(agent)
+        context.turn.bind(WorkspaceBinding(workspace.id, build_id=build.id, agent_id=agent.id))
+
+    return bind_agent

@@ -9,7 +9,6 @@ from typing import Any
 from chat_mcp_primer.model import ToolSpec
 from chat_mcp_primer.tools._base import (
     LifecycleTool,
-    Result,
     optional_str,
     ready_after_build,
     ready_agent,
@@ -21,6 +20,7 @@ from chat_mcp_primer.workspace.coder import (
     CoderNotFoundError,
     CoderWorkspaceDeletedError,
     JobStatus,
+    Result,
     Transition,
     Workspace,
 )

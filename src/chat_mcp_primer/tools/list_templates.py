@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chat_mcp_primer.model import ToolSpec
-from chat_mcp_primer.tools._base import LifecycleTool, Result, schema
+from chat_mcp_primer.tools._base import LifecycleTool, schema
+from chat_mcp_primer.workspace.coder import Result, Template
 
 
 class ListTemplates(LifecycleTool):
@@ -17,17 +18,21 @@ class ListTemplates(LifecycleTool):
     )
 
     async def run(self, arguments: Mapping[str, Any]) -> Result:
-        templates = await self.context.backend.client.templates()
-        return {
-            "templates": [
-                {
-                    "id": template.id,
-                    "name": template.name,
-                    "display_name": template.display_name,
-                    "description": template.description,
-                    "active_version_id": template.active_version_id,
-                }
-                for template in templates
-                if not template.deprecated
-            ]
-        }
+        return describe_templates(await self.context.backend.client.templates())
+
+
+def describe_templates(templates: Sequence[Template]) -> Result:
+    """The templates a workspace may be created from, as tools answer: deprecated ones left out."""
+    return {
+        "templates": [
+            {
+                "id": template.id,
+                "name": template.name,
+                "display_name": template.display_name,
+                "description": template.description,
+                "active_version_id": template.active_version_id,
+            }
+            for template in templates
+            if not template.deprecated
+        ]
+    }

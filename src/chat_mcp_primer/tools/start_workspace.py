@@ -8,7 +8,6 @@ from typing import Any
 from chat_mcp_primer.model import ToolSpec
 from chat_mcp_primer.tools._base import (
     LifecycleTool,
-    Result,
     bound_workspace,
     post_build,
     ready_after_build,
@@ -16,7 +15,7 @@ from chat_mcp_primer.tools._base import (
     schema,
     settle,
 )
-from chat_mcp_primer.workspace.coder import Transition, is_running
+from chat_mcp_primer.workspace.coder import Result, Transition, is_running
 
 
 class StartWorkspace(LifecycleTool):

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from chat_mcp_primer.model import ToolSpec
-from chat_mcp_primer.tools._base import LifecycleTool, Result, bound_workspace, schema, settle, stop_and_wait
-from chat_mcp_primer.workspace.coder import is_stopped
+from chat_mcp_primer.tools._base import LifecycleTool, bound_workspace, schema, settle, stop_and_wait
+from chat_mcp_primer.workspace.coder import Result, is_stopped
 
 
 class StopWorkspace(LifecycleTool):

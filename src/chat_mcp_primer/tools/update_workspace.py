@@ -8,7 +8,6 @@ from typing import Any
 from chat_mcp_primer.model import ToolSpec
 from chat_mcp_primer.tools._base import (
     LifecycleTool,
-    Result,
     bound_workspace,
     optional_str,
     post_build,
@@ -17,7 +16,7 @@ from chat_mcp_primer.tools._base import (
     settle,
     stop_and_wait,
 )
-from chat_mcp_primer.workspace.coder import Transition, is_running, version_refusal
+from chat_mcp_primer.workspace.coder import Result, Transition, is_running, version_refusal
 
 
 class UpdateWorkspace(LifecycleTool):
