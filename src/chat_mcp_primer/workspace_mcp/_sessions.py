@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
@@ -120,11 +121,13 @@ class McpSession:
             failure = self._failure
             raise SessionError(self.endpoint.server, describe_failure(failure) if failure else "session closed")
 
-    async def _own(self, settings: PrimerSettings) -> None:
+    async def _own(self, settings: PrimerSettings, tls: ssl.SSLContext) -> None:
         try:
             with self._scope:
                 async with (
-                    httpx2.AsyncClient(headers=dict(self.endpoint.headers), timeout=_TRANSPORT_TIMEOUT) as http,
+                    httpx2.AsyncClient(
+                        headers=dict(self.endpoint.headers), timeout=_TRANSPORT_TIMEOUT, verify=tls
+                    ) as http,
                     Client(
                         streamable_http_client(self.endpoint.url, http_client=http),
                         cache=None,
@@ -181,7 +184,13 @@ class McpSessions:
         self._events = events
         self._on_tools_changed = on_tools_changed
         self._sessions: dict[CacheKey, McpSession] = {}
+        # Every session whose owner task still runs, including those already dropped from _sessions and
+        # closing: leaving the pool waits for all of them to end politely.
+        self._live: set[McpSession] = set()
         self._owners: BackgroundTasks | None = None
+        # One TLS context for every session: building one loads the CA bundle, tens of milliseconds of
+        # blocking work per session otherwise. Verification stays on.
+        self._tls: ssl.SSLContext | None = None
         self.opened = 0
 
     async def __aenter__(self) -> McpSessions:
@@ -197,7 +206,7 @@ class McpSessions:
     ) -> None:
         owners, self._owners = self._owners, None
         assert owners is not None
-        closing = list(self._sessions.values())
+        closing = list(self._live)
         self._sessions.clear()
         for session in closing:
             session.close()
@@ -236,7 +245,10 @@ class McpSessions:
             self._sessions[key] = session
             self.opened += 1
             self._events.emit("session.dialing", server=key.server, agent_id=key.agent_id)
-            self._owners.start_soon(self._own, session)
+            if self._tls is None:
+                self._tls = httpx2.create_ssl_context()
+            self._live.add(session)
+            self._owners.start_soon(self._own, session, self._tls)
         try:
             await run_with_timeout(self._clock, self._settings.dial_timeout, session._wait_ready, *DIAL_TAGS)
         except BaseException:
@@ -274,8 +286,11 @@ class McpSessions:
             if session.key.workspace_id == workspace_id and session.key.agent_id != keep_agent_id:
                 self.discard(session)
 
-    async def _own(self, session: McpSession) -> None:
-        await session._own(self._settings)
-        self._events.emit("session.closed", server=session.key.server, agent_id=session.key.agent_id)
-        if self._sessions.get(session.key) is session:
-            del self._sessions[session.key]
+    async def _own(self, session: McpSession, tls: ssl.SSLContext) -> None:
+        try:
+            await session._own(self._settings, tls)
+        finally:
+            self._live.discard(session)
+            self._events.emit("session.closed", server=session.key.server, agent_id=session.key.agent_id)
+            if self._sessions.get(session.key) is session:
+                del self._sessions[session.key]
