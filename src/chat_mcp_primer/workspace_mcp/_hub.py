@@ -9,6 +9,7 @@ from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
 from chat_mcp_primer.workspace_mcp._discovery import Discovery
+from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
 from chat_mcp_primer.workspace_mcp._sessions import McpSessions
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 
@@ -30,6 +31,9 @@ class WorkspaceMcpHub:
         self.sessions = McpSessions(clock, settings, events, on_tools_changed=self._tools_changed)
         self.discovery = Discovery(self.sessions, cache, clock, settings, events)
         self._listeners: dict[CacheKey, list[CatalogueListener]] = {}
+        # Tool wrappers by (workspace, agent, server, tool, exposed name): built once, offered by every turn
+        # and chat of that agent.
+        self.wrappers: dict[tuple[str, str, str, str, str], WorkspaceMcpTool] = {}
 
     async def __aenter__(self) -> WorkspaceMcpHub:
         await self.sessions.__aenter__()
@@ -42,6 +46,12 @@ class WorkspaceMcpHub:
         traceback: TracebackType | None,
     ) -> None:
         await self.sessions.__aexit__(exc_type, exc, traceback)
+
+    def forget_other_agents(self, workspace_id: str, keep_agent_id: str | None) -> None:
+        """The workspace's agent is now ``keep_agent_id``: close its other agents' sessions, drop their tools."""
+        self.sessions.close_other_agents(workspace_id, keep_agent_id)
+        for index in [i for i in self.wrappers if i[0] == workspace_id and i[1] != keep_agent_id]:
+            del self.wrappers[index]
 
     def listen(self, key: CacheKey, listener: CatalogueListener) -> None:
         """Call ``listener`` whenever the server at ``key`` says its tools changed (until `unlisten`)."""

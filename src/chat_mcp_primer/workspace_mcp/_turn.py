@@ -64,7 +64,6 @@ class TurnWorkspace:
         self._names = ToolNames(reserved_names)
         self._agent: AgentMcp | None = None
         self._done = False
-        self._wrappers: dict[tuple[str, str, str], WorkspaceMcpTool] = {}
         self._primers: BackgroundTasks | None = None
         self._primer_scope: anyio.CancelScope | None = None
         self._primer_ended: anyio.Event | None = None
@@ -149,7 +148,7 @@ class TurnWorkspace:
             self._primer_scope.cancel()
         if previous is not None:
             keep = binding.agent_id if binding else None
-            self._sessions.close_other_agents(previous.workspace_id, keep_agent_id=keep)
+            self._hub.forget_other_agents(previous.workspace_id, keep_agent_id=keep)
 
     def agent_ready(self, *, fresh: bool = True) -> None:
         """The bound workspace's agent finished its readiness wait: prime its MCP tools in the background.
@@ -349,22 +348,20 @@ class TurnWorkspace:
         return [*others, *current]
 
     def _wrapper(self, agent: AgentMcp, remote: RemoteTool) -> WorkspaceMcpTool:
-        index = (agent.agent_id, remote.server, remote.name)
-        wrapper = self._wrappers.get(index)
-        if wrapper is not None and wrapper.remote == remote:
+        exposed = self._names.exposed(remote.server, remote.name)
+        index = (agent.workspace_id, agent.agent_id, remote.server, remote.name, exposed)
+        # Wrappers are shared through the hub, so a new turn on a warm cache builds none.
+        wrapper = self._hub.wrappers.get(index)
+        if wrapper is not None and (wrapper.remote is remote or wrapper.remote == remote):
             return wrapper
         endpoint = next(e for e in agent.endpoints if e.server == remote.server)
         key = CacheKey(agent.workspace_id, agent.agent_id, remote.server)
 
-        async def open_session() -> McpSession:
-            return await self._sessions.session(key, endpoint)
+        sessions = self._sessions
 
-        wrapper = WorkspaceMcpTool(
-            self._names.exposed(remote.server, remote.name),
-            remote,
-            open_session,
-            self._clock,
-            self._settings.call_timeout,
-        )
-        self._wrappers[index] = wrapper
+        async def open_session() -> McpSession:
+            return await sessions.session(key, endpoint)
+
+        wrapper = WorkspaceMcpTool(exposed, remote, open_session, self._clock, self._settings.call_timeout)
+        self._hub.wrappers[index] = wrapper
         return wrapper
