@@ -5,6 +5,7 @@ from dataclasses import replace
 from types import TracebackType
 
 import anyio
+import anyio.abc
 
 from chat_mcp_primer._tasks import BackgroundTasks
 from chat_mcp_primer.clock import Clock
@@ -71,8 +72,10 @@ class TurnWorkspace:
         self._waited_for: anyio.Event | None = None
         self._top_of_turn = binding is not None
         self._refused: list[McpEndpoint] = []
-        self._refusals = Signal()
-        self._catalogue_signal = Signal()
+        # Ends the primer's pause early; raised by workspace changes, catalogue changes and the probe.
+        self._wake = Signal()
+        self._signal_tasks: anyio.abc.TaskGroup | None = None
+        self._probing = False
         self.primer_reports: list[PrimerReport] = []
 
     async def __aenter__(self) -> TurnWorkspace:
@@ -123,7 +126,7 @@ class TurnWorkspace:
         agent = self._agent
         if agent is not None and key.agent_id == agent.agent_id:
             self._done = False
-            self._catalogue_signal.set()
+            self._wake.set()
 
     def reserve_names(self, names: Iterable[str]) -> None:
         """Keep these names (the turn's built-in tools) from ever being given to a workspace tool."""
@@ -183,22 +186,25 @@ class TurnWorkspace:
             ended.set()
 
     async def _signalled_primer(self) -> PrimerReport:
-        """Run the primer with, for the primed strategy, the signals that end its pauses early."""
+        """Run the primer with, for the primed strategy, the signals that end its pauses early: workspace
+        changes, a catalogue change, and (started only while an endpoint refuses connections) a probe."""
         if self._settings.strategy == "reference":
             return await run_primer(self._attempt, self._clock, self._settings, self._events, chat_id=self.chat_id)
-        signal = Signal()
         async with anyio.create_task_group() as signals:
-            signals.start_soon(self._watch_workspace, signal)
-            signals.start_soon(self._probe_refused, signal)
-            signals.start_soon(self._relay, self._catalogue_signal, signal)
+            self._signal_tasks = signals
+            if self._refused:
+                self._start_probe()
+            if getattr(self._source, "changes", None) is not None:
+                signals.start_soon(self._watch_workspace)
             report = await run_primer(
-                self._attempt, self._clock, self._settings, self._events, chat_id=self.chat_id, wake=signal.wait
+                self._attempt, self._clock, self._settings, self._events, chat_id=self.chat_id, wake=self._wake.wait
             )
             signals.cancel_scope.cancel()
+        self._signal_tasks = None
         return report
 
-    async def _watch_workspace(self, signal: Signal) -> None:
-        """Raise the signal on every change the backend reports (agent state, app health)."""
+    async def _watch_workspace(self) -> None:
+        """Raise the wake signal on every change the backend reports (agent state, app health)."""
         binding = self._binding
         changes = getattr(self._source, "changes", None)
         if binding is None or changes is None:
@@ -206,28 +212,27 @@ class TurnWorkspace:
         try:
             async for reason in changes(binding):
                 self._events.emit("primer.signal", chat_id=self.chat_id, reason=reason)
-                signal.set()
+                self._wake.set()
         except Exception as exc:  # a watch that breaks only loses the early wake-up, never the primer
             self._events.emit("primer.watch_failed", chat_id=self.chat_id, reason=describe_failure(exc))
 
-    @staticmethod
-    async def _relay(source: Signal, target: Signal) -> None:
-        while True:
-            await source.wait()
-            target.set()
+    def _start_probe(self) -> None:
+        if self._signal_tasks is not None and not self._probing:
+            self._probing = True
+            self._signal_tasks.start_soon(self._probe_refused)
 
-    async def _probe_refused(self, signal: Signal) -> None:
-        """While an endpoint refuses connections, knock cheaply; raise the signal once it accepts."""
-        while True:
-            if not self._refused:
-                await self._refusals.wait()
-                continue
-            await self._clock.sleep(self._settings.probe_interval, *PROBE_TAGS)
-            for endpoint in list(self._refused):
-                if await accepts_connections(endpoint.url, self._clock, self._settings.probe_interval):
-                    self._events.emit("primer.signal", chat_id=self.chat_id, reason=f"{endpoint.server} accepts")
-                    self._refused = [e for e in self._refused if e is not endpoint]
-                    signal.set()
+    async def _probe_refused(self) -> None:
+        """While an endpoint refuses connections, knock cheaply; raise the wake signal once it accepts."""
+        try:
+            while self._refused:
+                await self._clock.sleep(self._settings.probe_interval, *PROBE_TAGS)
+                for endpoint in list(self._refused):
+                    if await accepts_connections(endpoint.url, self._clock, self._settings.probe_interval):
+                        self._events.emit("primer.signal", chat_id=self.chat_id, reason=f"{endpoint.server} accepts")
+                        self._refused = [e for e in self._refused if e is not endpoint]
+                        self._wake.set()
+        finally:
+            self._probing = False
 
     @property
     def primer_running(self) -> bool:
@@ -299,7 +304,7 @@ class TurnWorkspace:
         result = await self._discovery.attempt(agent)
         self._refused = [e for e in agent.endpoints if result.failures.get(e.server) == REFUSED]
         if self._refused:
-            self._refusals.set()
+            self._start_probe()
         if result.outcome is Outcome.ERROR:
             # The agent may have been replaced behind our back: look it up again next time.
             self._agent = None
