@@ -61,7 +61,7 @@ async def test_attempt_bound_holds_when_tools_never_come(
 async def test_bounded_wait_returns_the_moment_the_primer_finishes(
     clock: MockClock, workspaces: InMemoryWorkspaces, make_turn: Callable[..., TurnWorkspace], event_log: EventRecorder
 ) -> None:
-    with WorkspaceMCPServer(echo_tools("grep"), name="code", clock=clock, ready_at=0.25) as server:
+    with WorkspaceMCPServer(echo_tools("grep"), name="code", clock=clock, ready_at=0.05) as server:
         workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
         async with make_turn(BINDING) as turn, clock.autojump():
             turn.agent_ready()
@@ -71,8 +71,32 @@ async def test_bounded_wait_returns_the_moment_the_primer_finishes(
     assert offered is not None
     assert [tool.spec.name for tool in offered] == ["code__grep"]
     [succeeded] = event_log.named("primer.succeeded")
-    assert finished_at == succeeded.at == pytest.approx(0.3)  # attempts at 0, 0.1, 0.3: not the 15 s bound
+    assert finished_at == succeeded.at == pytest.approx(0.1)  # the primer's second attempt; not the 15 s bound
     assert event_log.named("prepare.waiting_for_primer")
+
+
+async def test_a_held_step_looks_for_the_tools_itself_between_the_primers_attempts(
+    clock: MockClock, workspaces: InMemoryWorkspaces, make_turn: Callable[..., TurnWorkspace], event_log: EventRecorder
+) -> None:
+    settings = PrimerSettings()
+    with WorkspaceMCPServer(echo_tools("grep"), name="code", clock=clock, ready_at=float("inf")) as server:
+        workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
+        async with make_turn(BINDING) as turn, clock.autojump():
+            turn.agent_ready()
+
+            async def ready_at_five_seconds() -> None:
+                await clock.sleep(5.0, "test")
+                server.ready_at = clock.now()
+
+            with anyio.fail_after(GUARD_S):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(ready_at_five_seconds)
+                    offered = await turn.prepare_tools([])
+            finished_at = clock.now()
+    assert offered is not None
+    # The primer pauses 1.6 s and more by now; the held step found the tools within one poll.
+    assert 5.0 <= finished_at <= 5.0 + settings.prepare_poll_interval
+    assert not [event for event in event_log.named("primer.succeeded") if event.at <= 5.0]
 
 
 async def test_bounded_wait_gives_up_after_prepare_wait_and_only_once_per_primer(

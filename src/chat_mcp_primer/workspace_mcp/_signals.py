@@ -9,6 +9,7 @@ import anyio
 from chat_mcp_primer.clock import Clock, run_with_timeout
 
 PREPARE_WAIT_TAGS = ("prepare", "wait")
+PREPARE_POLL_TAGS = ("prepare", "poll")
 PROBE_TAGS = ("primer", "probe")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

@@ -21,7 +21,13 @@ from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
 from chat_mcp_primer.workspace_mcp._sessions import REFUSED, McpSession, describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
-from chat_mcp_primer.workspace_mcp._signals import PREPARE_WAIT_TAGS, PROBE_TAGS, Signal, accepts_connections
+from chat_mcp_primer.workspace_mcp._signals import (
+    PREPARE_POLL_TAGS,
+    PREPARE_WAIT_TAGS,
+    PROBE_TAGS,
+    Signal,
+    accepts_connections,
+)
 
 
 class TurnWorkspace:
@@ -274,6 +280,12 @@ class TurnWorkspace:
         return self._merge(tools, result)
 
     async def _wait_for_fresh_primer(self) -> None:
+        """Hold the step until the primer ends, at most ``prepare_wait``, once per primer.
+
+        While the step is held, a cheap attempt every ``prepare_poll_interval`` (shared with other chats'
+        by single flight, answered from the cache once anyone has the tools) ends the wait as soon as the
+        tools are there, without spending the primer's attempt budget.
+        """
         ended = self._primer_ended
         if ended is None or ended.is_set() or ended is self._waited_for:
             return
@@ -289,8 +301,15 @@ class TurnWorkspace:
                 await self._clock.sleep(self._settings.prepare_wait, *PREPARE_WAIT_TAGS)
                 group.cancel_scope.cancel()
 
+            async def tools_arrive() -> None:
+                while True:
+                    await self._clock.sleep(self._settings.prepare_poll_interval, *PREPARE_POLL_TAGS)
+                    if (await self._attempt()).outcome is Outcome.OK:
+                        group.cancel_scope.cancel()
+
             group.start_soon(primer_ends)
             group.start_soon(wait_is_over)
+            group.start_soon(tools_arrive)
 
     async def _attempt(self) -> DiscoveryResult:
         agent = await self._resolve_agent()
