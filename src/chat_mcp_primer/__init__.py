@@ -17,7 +17,9 @@ from chat_mcp_primer.model import (
     WorkspaceBinding,
 )
 from chat_mcp_primer.runtime import ChatRuntime, RuntimeClosedError, TurnResult
+from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace import AgentMcp, McpEndpoint, WorkspaceMcpSource
+from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient, CoderError, CoderSettings, ReadinessSettings
 from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, ToolCache, TurnWorkspace
 
 __all__ = [
@@ -26,6 +28,11 @@ __all__ = [
     "Chat",
     "ChatRuntime",
     "Clock",
+    "CoderBackend",
+    "CoderClient",
+    "CoderError",
+    "CoderSettings",
+    "CoderWorkspaceTools",
     "Event",
     "McpEndpoint",
     "MemoryToolCache",
@@ -34,6 +41,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "PrimerSettings",
+    "ReadinessSettings",
     "RuntimeClosedError",
     "StopReason",
     "SystemClock",
