@@ -11,13 +11,17 @@ from chat_mcp_primer.workspace.coder import (
     AgentStatus,
     BuildActiveError,
     CoderAuthError,
+    CoderBackend,
+    CoderClient,
     CoderConflictError,
     CoderProtocolError,
     CoderServerError,
+    CoderSettings,
     CoderWorkspaceDeletedError,
     JobStatus,
     LifecycleState,
     Preset,
+    Workspace,
     WorkspaceAgent,
     WorkspaceBuild,
     select_agent,
@@ -133,3 +137,28 @@ def test_name_taken_keeps_its_validations() -> None:
     )
     assert error.validations[0].field == "name"
     assert "already in use" in str(error)
+
+
+def workspace_json() -> dict[str, Any]:
+    build = build_json()
+    build["resources"][0]["agents"][0]["apps"] = [{"id": "app-1", "slug": "github-mcp", "health": "healthy"}]
+    return {
+        "id": "w1",
+        "name": "dev",
+        "owner_id": "u1",
+        "owner_name": "alice",
+        "template_id": "t1",
+        "latest_build": build,
+    }
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_mcp_endpoints_follow_the_clients_tls_choice_and_keep_the_token_out_of_repr(verify: bool) -> None:
+    client = CoderClient("https://coder.example", "secret-token", settings=CoderSettings(verify_tls=verify))
+    workspace = Workspace.from_json(workspace_json())
+    [endpoint] = CoderBackend(client).endpoints(workspace, workspace.latest_build.agents[0])
+    assert endpoint.server == "github"
+    assert endpoint.url == "https://coder.example/@alice/dev.main/apps/github-mcp/mcp"
+    assert endpoint.verify_tls is verify
+    assert endpoint.headers == {"Coder-Session-Token": "secret-token"}
+    assert "secret-token" not in repr(endpoint)

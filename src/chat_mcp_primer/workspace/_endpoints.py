@@ -26,6 +26,9 @@ class McpEndpoint:
     url: str
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     health: EndpointHealth = EndpointHealth.UNKNOWN
+    # TLS certificates are verified unless the backend was explicitly told not to (a deployment with a
+    # self-signed certificate); the endpoint follows its backend's choice.
+    verify_tls: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,7 +121,7 @@ class McpSession:
             failure = self._failure
             raise SessionError(self.endpoint.server, describe_failure(failure) if failure else "session closed")
 
-    async def _own(self, settings: PrimerSettings, tls: ssl.SSLContext) -> None:
+    async def _own(self, settings: PrimerSettings, tls: ssl.SSLContext | bool) -> None:
         try:
             with self._scope:
                 async with (
@@ -245,10 +245,8 @@ class McpSessions:
             self._sessions[key] = session
             self.opened += 1
             self._events.emit("session.dialing", server=key.server, agent_id=key.agent_id)
-            if self._tls is None:
-                self._tls = httpx2.create_ssl_context()
             self._live.add(session)
-            self._owners.start_soon(self._own, session, self._tls)
+            self._owners.start_soon(self._own, session, self._tls_for(endpoint))
         try:
             await run_with_timeout(self._clock, self._settings.dial_timeout, session._wait_ready, *DIAL_TAGS)
         except BaseException:
@@ -256,6 +254,13 @@ class McpSessions:
             raise
         session.last_used = self._clock.now()
         return session
+
+    def _tls_for(self, endpoint: McpEndpoint) -> ssl.SSLContext | bool:
+        if not endpoint.verify_tls:
+            return False
+        if self._tls is None:
+            self._tls = httpx2.create_ssl_context()
+        return self._tls
 
     def release(self, keys: Iterable[CacheKey]) -> None:
         """A turn is done with ``keys``: close their sessions that never listed tools (nothing to reuse);
@@ -286,7 +291,7 @@ class McpSessions:
             if session.key.workspace_id == workspace_id and session.key.agent_id != keep_agent_id:
                 self.discard(session)
 
-    async def _own(self, session: McpSession, tls: ssl.SSLContext) -> None:
+    async def _own(self, session: McpSession, tls: ssl.SSLContext | bool) -> None:
         try:
             await session._own(self._settings, tls)
         finally:

@@ -89,6 +89,7 @@ class CoderBackend:
                 url=f"{base}/{path_segment(app.slug)}/{self.apps.mcp_path}",
                 headers={TOKEN_HEADER: self.client.token},
                 health=_HEALTH[app.health],
+                verify_tls=self.client.settings.verify_tls,
             )
             for app in agent.apps
             if self.apps.is_mcp_app(app)
