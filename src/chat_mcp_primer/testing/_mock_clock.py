@@ -167,18 +167,6 @@ class MockClock:
         await self.advance(wait)
         return wait
 
-    async def advance_through(self, seconds: float) -> None:
-        """Move time forward by ``seconds``, stopping at every pending deadline on the way, in order.
-
-        Time passing while something else happens (a model thinking for 3 s): each sleeper due on the
-        way wakes at its own deadline, and those it arms in turn fire too if they fall before the end.
-        """
-        target = self._now + seconds
-        while (wait := self.peek()) is not None and self._now + wait <= target:
-            await self.advance(wait)
-            await anyio.wait_all_tasks_blocked()
-        await self.advance(target - self._now)
-
     async def _wake_due(self) -> None:
         due = sorted((s for s in self._sleepers if s.deadline <= self._now), key=lambda s: (s.deadline, s.order))
         for sleeper in due:

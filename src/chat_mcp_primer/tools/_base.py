@@ -96,6 +96,14 @@ async def bound_workspace(context: ToolContext) -> Workspace | Result:
         return {"error": DELETED}
 
 
+async def settled_workspace(context: ToolContext) -> Workspace | Result:
+    """The chat's workspace once any build in progress has finished, or the result for a missing one."""
+    workspace = await bound_workspace(context)
+    if isinstance(workspace, dict):
+        return workspace
+    return await settle(context, workspace)
+
+
 async def settle(context: ToolContext, workspace: Workspace) -> Workspace:
     backend = context.backend
     return await settle_workspace(backend.client, workspace, backend.clock, backend.readiness)
@@ -110,15 +118,14 @@ async def post_build(
     )
 
 
-async def stop_and_wait(context: ToolContext, workspace: Workspace) -> Result | None:
-    """Stop a running workspace, binding the chat to the stop build; None on success, else the failure."""
+async def stop_and_wait(context: ToolContext, workspace: Workspace) -> Result:
+    """Stop the workspace, binding the chat to the stop build: ``{"build_id"}``, or the failure with ``error``."""
     backend = context.backend
 
     def bind_stop(build: WorkspaceBuild) -> None:
         context.turn.bind(WorkspaceBinding(workspace.id, build_id=build.id))
 
-    result = await coder.stop_and_wait(backend.client, workspace, backend.clock, backend.readiness, on_build=bind_stop)
-    return result if "error" in result else None
+    return await coder.stop_and_wait(backend.client, workspace, backend.clock, backend.readiness, on_build=bind_stop)
 
 
 async def ready_after_build(

@@ -8,11 +8,10 @@ from typing import Any
 from chat_mcp_primer.model import ToolSpec
 from chat_mcp_primer.tools._base import (
     LifecycleTool,
-    bound_workspace,
     post_build,
     ready_after_build,
     schema,
-    settle,
+    settled_workspace,
     stop_and_wait,
 )
 from chat_mcp_primer.workspace.coder import Result, Transition, is_running
@@ -26,14 +25,13 @@ class RestartWorkspace(LifecycleTool):
     )
 
     async def run(self, arguments: Mapping[str, Any]) -> Result:
-        workspace = await bound_workspace(self.context)
+        workspace = await settled_workspace(self.context)
         if isinstance(workspace, dict):
             return workspace
-        workspace = await settle(self.context, workspace)
         if is_running(workspace):
-            failure = await stop_and_wait(self.context, workspace)
-            if failure is not None:
-                return {"restarted": False, "workspace_name": workspace.name, **failure}
+            stopped = await stop_and_wait(self.context, workspace)
+            if "error" in stopped:
+                return {"restarted": False, "workspace_name": workspace.name, **stopped}
         started = await post_build(self.context, workspace, Transition.START)
         result = await ready_after_build(self.context, workspace, started)
         return {"restarted": "error" not in result, "workspace_name": workspace.name, **result}

@@ -39,9 +39,9 @@ class UpdateWorkspace(LifecycleTool):
             return {"updated": False, "workspace_name": workspace.name, "error": refusal}
         workspace = await settle(self.context, workspace)
         if is_running(workspace):
-            failure = await stop_and_wait(self.context, workspace)
-            if failure is not None:
-                return {"updated": False, "workspace_name": workspace.name, **failure}
+            stopped = await stop_and_wait(self.context, workspace)
+            if "error" in stopped:
+                return {"updated": False, "workspace_name": workspace.name, **stopped}
         started = await post_build(self.context, workspace, Transition.START, version_id)
         result = await ready_after_build(self.context, workspace, started)
         return {

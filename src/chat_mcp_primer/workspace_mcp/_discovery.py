@@ -34,8 +34,6 @@ class DiscoveryResult:
     outcome: Outcome
     tools: tuple[RemoteTool, ...] = ()
     agent: AgentMcp | None = None
-    # Servers that were asked over the network in this attempt (cache hits are not counted).
-    fetched: tuple[str, ...] = ()
     # Why each server that failed in this attempt failed, by server name.
     failures: Mapping[str, str] = field(default_factory=dict)
 
@@ -102,7 +100,6 @@ class Discovery:
             return DiscoveryResult(Outcome.NO_ENDPOINTS, agent=agent)
         per_server: dict[str, tuple[RemoteTool, ...] | None] = {}
         failed: dict[str, str] = {}
-        fetched: list[str] = []
 
         async def discover_server(endpoint: McpEndpoint) -> None:
             key = CacheKey(agent.workspace_id, agent.agent_id, endpoint.server)
@@ -111,7 +108,6 @@ class Discovery:
                 self._events.emit("discovery.cache_hit", server=endpoint.server, agent_id=agent.agent_id)
                 per_server[endpoint.server] = cached
                 return
-            fetched.append(endpoint.server)
             tools = await self._fetch(key, endpoint, failed)
             per_server[endpoint.server] = tools or None
 
@@ -129,7 +125,7 @@ class Discovery:
             outcome = Outcome.ERROR
         else:
             outcome = Outcome.EMPTY
-        return DiscoveryResult(outcome, tools=tools, agent=agent, fetched=tuple(fetched), failures=failed)
+        return DiscoveryResult(outcome, tools=tools, agent=agent, failures=failed)
 
     async def _fetch(
         self, key: CacheKey, endpoint: McpEndpoint, failures: dict[str, str]

@@ -191,7 +191,6 @@ class McpSessions:
         # One TLS context for every session: building one loads the CA bundle, tens of milliseconds of
         # blocking work per session otherwise. Verification stays on.
         self._tls: ssl.SSLContext | None = None
-        self.opened = 0
 
     async def __aenter__(self) -> McpSessions:
         self._owners = BackgroundTasks()
@@ -243,7 +242,6 @@ class McpSessions:
                 session.close()
             session = McpSession(key, endpoint, self._on_tools_changed, self._clock.now())
             self._sessions[key] = session
-            self.opened += 1
             self._events.emit("session.dialing", server=key.server, agent_id=key.agent_id)
             self._live.add(session)
             self._owners.start_soon(self._own, session, self._tls_for(endpoint))

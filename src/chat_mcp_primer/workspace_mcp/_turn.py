@@ -240,10 +240,6 @@ class TurnWorkspace:
         finally:
             self._probing = False
 
-    @property
-    def primer_running(self) -> bool:
-        return self._primer_ended is not None and not self._primer_ended.is_set()
-
     async def wait_for_primer(self) -> PrimerReport | None:
         """Wait until the latest primer has ended; its report, or None when none ran or it was cancelled."""
         ended = self._primer_ended
