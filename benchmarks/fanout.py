@@ -33,12 +33,12 @@ from benchmarks._common import (
     WorkingModel,
     harness_frozen,
     ms,
-    start_servers,
-    stop_servers,
     warm_up,
 )
+from benchmarks._server_farm import ServerFarm
 from chat_mcp_primer import Chat, ChatRuntime, Event, PrimerSettings, SystemClock, WorkspaceBinding
-from chat_mcp_primer.testing import InMemoryWorkspaces, WorkspaceMCPServer, echo_tools
+from chat_mcp_primer.testing import InMemoryWorkspaces
+from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace_mcp import Strategy
 
 NAME = "4 fan-out"
@@ -72,15 +72,15 @@ class Outcome:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-async def run_strategy(shape: Shape, strategy: Strategy, servers: list[WorkspaceMCPServer]) -> Outcome:
+async def run_strategy(shape: Shape, strategy: Strategy, farm: ServerFarm) -> Outcome:
     outcome = Outcome(strategy)
     clock = SystemClock()
     workspaces = InMemoryWorkspaces()
     per_server = shape.workspaces // shape.servers
     bindings: dict[str, WorkspaceBinding] = {}
     for w in range(shape.workspaces):
-        server = servers[w // per_server]
-        workspaces.set_agent(f"ws-{w}", f"agent-{w}", (server.endpoint(ENDPOINT),))
+        url = farm.urls[w // per_server]
+        workspaces.set_agent(f"ws-{w}", f"agent-{w}", (McpEndpoint(server=ENDPOINT, url=url),))
         for c in range(shape.chats_per_workspace):
             bindings[f"chat-{w}-{c}"] = WorkspaceBinding(f"ws-{w}", build_id=f"build-{w}", agent_id=f"agent-{w}")
 
@@ -112,7 +112,7 @@ async def run_strategy(shape: Shape, strategy: Strategy, servers: list[Workspace
         on_event=count,
         max_steps=int(GUARD_S / STEP_SECONDS),
     )
-    listings_before = [server.list_calls for server in servers]
+    listings_before = farm.list_calls()
 
     async def one_chat(chat_id: str) -> None:
         try:
@@ -133,7 +133,7 @@ async def run_strategy(shape: Shape, strategy: Strategy, servers: list[Workspace
         outer.cancel_scope.cancel()
     outcome.wall_s = time.perf_counter() - started
 
-    listings = [server.list_calls - before for server, before in zip(servers, listings_before, strict=True)]
+    listings = [after - before for after, before in zip(farm.list_calls(), listings_before, strict=True)]
     outcome.listings_per_pair = sum(listings) / shape.workspaces
     outcome.listings_max_server = max(listings)
     outcome.dials_per_pair = names["session.dialing"] / shape.workspaces
@@ -148,14 +148,10 @@ async def run_strategy(shape: Shape, strategy: Strategy, servers: list[Workspace
 
 
 async def measure(shape: Shape, strategy: Strategy) -> Outcome:
-    servers = [WorkspaceMCPServer(echo_tools("search", "run_tests"), name=f"server-{i}") for i in range(shape.servers)]
-    start_servers(servers)
-    try:
+    with ServerFarm(shape.servers, ["search", "run_tests"]) as farm:
         await warm_up()
         with harness_frozen():
-            return await run_strategy(shape, strategy, servers)
-    finally:
-        stop_servers(servers)
+            return await run_strategy(shape, strategy, farm)
 
 
 def in_fresh_process(shape: Shape, strategy: Strategy) -> Outcome:

@@ -53,7 +53,9 @@ class Events:
         self._handler = handler
 
     def emit(self, name: str, /, **fields: Any) -> None:
-        _logger.debug(name, **fields)
+        # Checked first: a disabled debug level (the usual case) then costs nothing on hot paths.
+        if _stdlib_logger.isEnabledFor(logging.DEBUG):
+            _logger.debug(name, **fields)
         if self._handler is None:
             return
         event = Event(name=name, at=self._now(), fields=MappingProxyType(fields))

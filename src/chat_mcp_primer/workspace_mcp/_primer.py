@@ -10,6 +10,7 @@ from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult, Outcome
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
+from chat_mcp_primer.workspace_mcp._signals import Signal
 
 # Tags of the primer's pause between attempts, for test clocks to trap.
 RETRY_TAGS = ("primer", "retry")
@@ -46,28 +47,6 @@ def next_pause(settings: PrimerSettings, attempts: int, remaining: float) -> flo
     return max(settings.retry_interval, remaining / left)
 
 
-async def _pause(clock: Clock, seconds: float, wake: Callable[[], Awaitable[None]] | None) -> bool:
-    """Sleep ``seconds`` on the clock, or less if ``wake`` returns first; True when woken early."""
-    if wake is None:
-        await clock.sleep(seconds, *RETRY_TAGS)
-        return False
-    woken: list[bool] = []
-    async with anyio.create_task_group() as group:
-
-        async def sleep() -> None:
-            await clock.sleep(seconds, *RETRY_TAGS)
-            group.cancel_scope.cancel()
-
-        async def listen() -> None:
-            await wake()
-            woken.append(True)
-            group.cancel_scope.cancel()
-
-        group.start_soon(sleep)
-        group.start_soon(listen)
-    return bool(woken)
-
-
 async def run_primer(
     attempt: Callable[[], Awaitable[DiscoveryResult]],
     clock: Clock,
@@ -75,7 +54,7 @@ async def run_primer(
     events: Events,
     *,
     chat_id: str,
-    wake: Callable[[], Awaitable[None]] | None = None,
+    wake: Signal | None = None,
 ) -> PrimerReport:
     """Retry discovery until every MCP server of the agent listed tools, or the budget is spent.
 
@@ -83,7 +62,7 @@ async def run_primer(
     only after an attempt returns, so it limits when an attempt may start, not how long one in flight
     may run. The reference strategy pauses ``retry_interval`` every time: with a server that never lists
     tools, 16 attempts and 15 pauses in 30 s. The primed strategy starts with short pauses, ends a pause
-    early when ``wake`` returns (something says a retry may now succeed), and never exceeds
+    early when ``wake`` is set (something says a retry may now succeed), and never exceeds
     ``max_attempts``. Errors and empty listings are treated alike. A workspace with no MCP endpoint stops
     at once (primed only). Cancellation propagates, after a ``primer.cancelled`` event.
     """
@@ -113,7 +92,9 @@ async def run_primer(
             if pause is None:
                 events.emit("primer.gave_up", chat_id=chat_id, attempts=attempts, outcome=result.outcome.value)
                 return PrimerReport(PrimerEnd.GAVE_UP, attempts, result)
-            if await _pause(clock, pause, wake if primed else None):
+            if wake is None or not primed:
+                await clock.sleep(pause, *RETRY_TAGS)
+            elif await wake.sleep(clock, pause, *RETRY_TAGS):
                 events.emit("primer.woken", chat_id=chat_id, attempts=attempts)
     except anyio.get_cancelled_exc_class():
         events.emit("primer.cancelled", chat_id=chat_id, attempts=attempts)

@@ -76,6 +76,7 @@ class TurnWorkspace:
         self._primer_ended: anyio.Event | None = None
         self._primer_report: PrimerReport | None = None
         self._waited_for: anyio.Event | None = None
+        self._hold: tuple[anyio.Event, anyio.CancelScope] | None = None
         self._top_of_turn = binding is not None
         self._refused: list[McpEndpoint] = []
         # Ends the primer's pause early; raised by workspace changes, catalogue changes and the probe.
@@ -190,6 +191,9 @@ class TurnWorkspace:
                     self._primer_report = report
         finally:
             ended.set()
+            hold = self._hold
+            if hold is not None and hold[0] is ended:
+                hold[1].cancel()  # a step held for this primer goes on now
 
     async def _signalled_primer(self) -> PrimerReport:
         """Run the primer with, for the primed strategy, the signals that end its pauses early: workspace
@@ -203,7 +207,7 @@ class TurnWorkspace:
             if getattr(self._source, "changes", None) is not None:
                 signals.start_soon(self._watch_workspace)
             report = await run_primer(
-                self._attempt, self._clock, self._settings, self._events, chat_id=self.chat_id, wake=self._wake.wait
+                self._attempt, self._clock, self._settings, self._events, chat_id=self.chat_id, wake=self._wake
             )
             signals.cancel_scope.cancel()
         self._signal_tasks = None
@@ -288,24 +292,23 @@ class TurnWorkspace:
         self._waited_for = ended
         self._events.emit("prepare.waiting_for_primer", chat_id=self.chat_id)
         async with anyio.create_task_group() as group:
-
-            async def primer_ends() -> None:
-                await ended.wait()
-                group.cancel_scope.cancel()
+            # Ended by whichever comes first: the primer's end (`_prime` cancels this scope), the bound,
+            # or tools found by the step's own polling. One timer task; the polling runs in this task.
+            self._hold = (ended, group.cancel_scope)
 
             async def wait_is_over() -> None:
                 await self._clock.sleep(self._settings.prepare_wait, *PREPARE_WAIT_TAGS)
                 group.cancel_scope.cancel()
 
-            async def tools_arrive() -> None:
+            group.start_soon(wait_is_over)
+            try:
                 while True:
                     await self._clock.sleep(self._settings.prepare_poll_interval, *PREPARE_POLL_TAGS)
                     if (await self._attempt()).outcome is Outcome.OK:
                         group.cancel_scope.cancel()
-
-            group.start_soon(primer_ends)
-            group.start_soon(wait_is_over)
-            group.start_soon(tools_arrive)
+                        break
+            finally:
+                self._hold = None
 
     async def _attempt(self) -> DiscoveryResult:
         agent = await self._resolve_agent()
