@@ -5,7 +5,8 @@ Two cases at 10, 100 and 1,000 workspace tools:
 - *discovery done*: the turn's primer succeeded and a step already merged the tools; every later step
   calls ``prepare_tools`` again (the chat loop does before every step);
 - *warm shared cache*: a fresh `TurnWorkspace` (a new turn of a chat already bound to the workspace) whose
-  first ``prepare_tools`` is answered from a `MemoryToolCache` another turn filled: no listing.
+  first ``prepare_tools`` is answered from a `MemoryToolCache` another turn filled: no listing. Its turns
+  share a `WorkspaceMcpHub`, as the turns of a runtime used as ``async with ChatRuntime(...)`` do.
 
 Only the ``prepare_tools`` call is timed (time.perf_counter), not entering or leaving the turn.
 """
@@ -22,7 +23,7 @@ from benchmarks._common import CheckStatus, Row, Section, harness_frozen, start_
 from chat_mcp_primer import MemoryToolCache, PrimerSettings, SystemClock, Tool, TurnWorkspace, WorkspaceBinding
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.testing import InMemoryWorkspaces, WorkspaceMCPServer, echo_tools
-from chat_mcp_primer.workspace_mcp import Strategy
+from chat_mcp_primer.workspace_mcp import Strategy, WorkspaceMcpHub
 
 NAME = "3 prepare_tools"
 SIZES = (10, 100, 1_000)
@@ -35,19 +36,28 @@ class Failure(Exception):
     """The benchmark could not reach the state it measures."""
 
 
+def new_hub(cache: MemoryToolCache, strategy: Strategy) -> WorkspaceMcpHub:
+    """What `async with ChatRuntime(...)` shares between the turns of every chat."""
+    clock = SystemClock()
+    return WorkspaceMcpHub(
+        cache=cache, clock=clock, settings=PrimerSettings(strategy=strategy), events=Events(clock.now)
+    )
+
+
 def new_turn(
-    workspaces: InMemoryWorkspaces, cache: MemoryToolCache, strategy: Strategy, binding: WorkspaceBinding | None
+    workspaces: InMemoryWorkspaces, hub: WorkspaceMcpHub, strategy: Strategy, binding: WorkspaceBinding | None
 ) -> TurnWorkspace:
     clock = SystemClock()
     return TurnWorkspace(
         chat_id="chat-bench",
         binding=binding,
         source=workspaces,
-        cache=cache,
+        cache=hub.cache,
         clock=clock,
         settings=PrimerSettings(strategy=strategy),
         events=Events(clock.now),
         reserved_names=[CheckStatus.spec.name],
+        hub=hub,
     )
 
 
@@ -56,10 +66,21 @@ async def measure_size(server: WorkspaceMCPServer, strategy: Strategy, calls: in
     workspaces = InMemoryWorkspaces()
     workspaces.set_agent(BINDING.workspace_id, "agent-1", (server.endpoint("bench"),))
     cache = MemoryToolCache()
+    async with new_hub(cache, strategy) as hub:
+        return await measure_turns(server, workspaces, hub, strategy, calls, fresh)
+
+
+async def measure_turns(
+    server: WorkspaceMCPServer,
+    workspaces: InMemoryWorkspaces,
+    hub: WorkspaceMcpHub,
+    strategy: Strategy,
+    calls: int,
+    fresh: int,
+) -> tuple[float, float]:
     builtin: Sequence[Tool] = (CheckStatus(),)
     expected = len(server.tools) + len(builtin)
-
-    async with new_turn(workspaces, cache, strategy, None) as turn:
+    async with new_turn(workspaces, hub, strategy, None) as turn:
         turn.bind(BINDING)
         turn.agent_ready()
         with anyio.fail_after(30):
@@ -78,7 +99,7 @@ async def measure_size(server: WorkspaceMCPServer, strategy: Strategy, calls: in
     spent = 0.0
     with harness_frozen():
         for _ in range(fresh):
-            async with new_turn(workspaces, cache, strategy, BINDING) as turn:
+            async with new_turn(workspaces, hub, strategy, BINDING) as turn:
                 started = time.perf_counter()
                 merged = await turn.prepare_tools(builtin)
                 spent += time.perf_counter() - started

@@ -12,7 +12,7 @@ import pytest
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 
-from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, ToolResult, ToolSpec, WorkspaceBinding
+from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, Tool, ToolResult, ToolSpec, WorkspaceBinding
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.testing import (
     EventRecorder,
@@ -35,6 +35,23 @@ CHATS = 50
 GUARD_S = 10
 
 
+def shared_turn(
+    hub: WorkspaceMcpHub, workspaces: InMemoryWorkspaces, chat_id: str, builtins: tuple[str, ...] = ()
+) -> TurnWorkspace:
+    """A turn of ``chat_id`` on the READY workspace, sharing ``hub`` as the turns of a runtime do."""
+    return TurnWorkspace(
+        chat_id=chat_id,
+        binding=READY,
+        source=workspaces,
+        cache=hub.cache,
+        clock=hub.clock,
+        settings=hub.settings,
+        events=hub.events,
+        reserved_names=builtins,
+        hub=hub,
+    )
+
+
 async def test_concurrent_chats_share_one_listing_per_agent_and_server(
     clock: MockClock, workspaces: InMemoryWorkspaces, event_log: EventRecorder
 ) -> None:
@@ -47,16 +64,7 @@ async def test_concurrent_chats_share_one_listing_per_agent_and_server(
         async with WorkspaceMcpHub(cache=cache, clock=clock, settings=settings, events=events) as hub:
 
             async def chat(number: int) -> None:
-                async with TurnWorkspace(
-                    chat_id=f"chat-{number}",
-                    binding=READY,
-                    source=workspaces,
-                    cache=cache,
-                    clock=clock,
-                    settings=settings,
-                    events=events,
-                    hub=hub,
-                ) as turn:
+                async with shared_turn(hub, workspaces, f"chat-{number}") as turn:
                     tools = await turn.prepare_tools([])
                     offered.append([tool.spec.name for tool in tools or ()])
 
@@ -87,6 +95,34 @@ async def test_a_session_is_reused_across_turns_and_closed_when_idle(
             assert len(event_log.named("session.idle_closed")) == 1
             assert len(event_log.named("session.dialing")) == 2
         await server.wait_until_idle()  # aclose closed every session
+
+
+async def test_a_new_turn_on_a_warm_cache_is_offered_the_same_tools_without_a_listing(
+    clock: MockClock, workspaces: InMemoryWorkspaces, event_log: EventRecorder
+) -> None:
+    """The hot path: the tools a turn offers are built once per listing and shared by later turns (the
+    same objects, the same exposed names); turns whose built-ins differ get names around their own."""
+    settings = PrimerSettings()
+    events = Events(clock.now, event_log)
+    cache = MemoryToolCache()
+    with WorkspaceMCPServer(echo_tools("grep", "noop"), name="code", clock=clock) as server:
+        workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
+        async with WorkspaceMcpHub(cache=cache, clock=clock, settings=settings, events=events) as hub:
+
+            async def turn_tools(*builtins: str) -> list[Tool]:
+                async with shared_turn(hub, workspaces, "chat-1", builtins) as turn:
+                    with anyio.fail_after(GUARD_S):
+                        return list(await turn.prepare_tools([]) or ())
+
+            first = await turn_tools("noop")
+            second = await turn_tools("noop")
+            clashing = await turn_tools("code__grep")
+    assert [tool.spec.name for tool in first] == ["code__grep", "code__noop"]
+    assert all(a is b for a, b in zip(first, second, strict=True))
+    assert server.list_calls == 1
+    renamed = [tool.spec.name for tool in clashing]
+    assert renamed[0].startswith("code__grep_")
+    assert renamed[1] == "code__noop"
 
 
 def plugin_server() -> MCPServer:

@@ -107,9 +107,12 @@ async def run_loop(
         if not response.tool_calls:
             return LoopResult(tuple(added), step + 1, StopReason.COMPLETED, tuple(current))
         results: list[ToolResult | None] = [None] * len(response.tool_calls)
-        async with anyio.create_task_group() as group:
-            for index, call in enumerate(response.tool_calls):
-                group.start_soon(_run_into, results, index, call, by_name, events)
+        if len(response.tool_calls) == 1:  # the usual step: no task needed
+            await _run_into(results, 0, response.tool_calls[0], by_name, events)
+        else:
+            async with anyio.create_task_group() as group:
+                for index, call in enumerate(response.tool_calls):
+                    group.start_soon(_run_into, results, index, call, by_name, events)
         for call, result in zip(response.tool_calls, results, strict=True):
             assert result is not None
             added.append(Message.tool(call, result))

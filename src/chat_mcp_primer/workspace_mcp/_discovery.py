@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -111,11 +112,17 @@ class Discovery:
             tools = await self._fetch(key, endpoint, failed)
             per_server[endpoint.server] = tools or None
 
-        async with anyio.create_task_group() as group:
-            for endpoint in agent.endpoints:
-                group.start_soon(discover_server, endpoint)
+        if len(agent.endpoints) == 1:  # the usual workspace: no task needed
+            await discover_server(agent.endpoints[0])
+        else:
+            async with anyio.create_task_group() as group:
+                for endpoint in agent.endpoints:
+                    group.start_soon(discover_server, endpoint)
 
-        tools = tuple(tool for endpoint in agent.endpoints for tool in (per_server.get(endpoint.server) or ()))
+        listings = [per_server.get(endpoint.server) or () for endpoint in agent.endpoints]
+        # One server's listing is handed on as the cache's own tuple, so consumers can tell an unchanged
+        # catalogue by identity without comparing every tool.
+        tools = listings[0] if len(listings) == 1 else tuple(itertools.chain.from_iterable(listings))
         listed = sum(1 for endpoint in agent.endpoints if per_server.get(endpoint.server))
         if listed == len(agent.endpoints):
             outcome = Outcome.OK

@@ -3,17 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 
 from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.events import Events
+from chat_mcp_primer.workspace import AgentMcp
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
 from chat_mcp_primer.workspace_mcp._discovery import Discovery
+from chat_mcp_primer.workspace_mcp._listing import RemoteTool
+from chat_mcp_primer.workspace_mcp._naming import ToolNames
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
-from chat_mcp_primer.workspace_mcp._sessions import McpSessions
+from chat_mcp_primer.workspace_mcp._sessions import McpSession, McpSessions
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 
 CatalogueListener = Callable[[CacheKey], None]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedTools:
+    """The workspace tools built for one listing, and their exposed names (for events)."""
+
+    tools: tuple[WorkspaceMcpTool, ...] = ()
+    names: tuple[str, ...] = ()
+
+
+NOTHING_OFFERED = OfferedTools()
+
+
+@dataclass(slots=True)
+class _Offer:
+    """What one agent's tools look like to turns with one set of built-in names: the exposed names
+    assigned so far, and the tools built for the latest listing."""
+
+    names: ToolNames
+    listing: tuple[RemoteTool, ...] | None = None
+    offered: OfferedTools = NOTHING_OFFERED
 
 
 class WorkspaceMcpHub:
@@ -28,12 +53,12 @@ class WorkspaceMcpHub:
     def __init__(self, *, cache: ToolCache, clock: Clock, settings: PrimerSettings, events: Events) -> None:
         self.cache = cache
         self.events = events
+        self.clock = clock
+        self.settings = settings
         self.sessions = McpSessions(clock, settings, events, on_tools_changed=self._tools_changed)
         self.discovery = Discovery(self.sessions, cache, clock, settings, events)
         self._listeners: dict[CacheKey, list[CatalogueListener]] = {}
-        # Tool wrappers by (workspace, agent, server, tool, exposed name): built once, offered by every turn
-        # and chat of that agent.
-        self.wrappers: dict[tuple[str, str, str, str, str], WorkspaceMcpTool] = {}
+        self._offers: dict[tuple[str, str, frozenset[str]], _Offer] = {}
 
     async def __aenter__(self) -> WorkspaceMcpHub:
         await self.sessions.__aenter__()
@@ -50,8 +75,44 @@ class WorkspaceMcpHub:
     def forget_other_agents(self, workspace_id: str, keep_agent_id: str | None) -> None:
         """The workspace's agent is now ``keep_agent_id``: close its other agents' sessions, drop their tools."""
         self.sessions.close_other_agents(workspace_id, keep_agent_id)
-        for index in [i for i in self.wrappers if i[0] == workspace_id and i[1] != keep_agent_id]:
-            del self.wrappers[index]
+        for key in [k for k in self._offers if k[0] == workspace_id and k[1] != keep_agent_id]:
+            del self._offers[key]
+
+    def offer(self, agent: AgentMcp, reserved: frozenset[str], listing: tuple[RemoteTool, ...]) -> OfferedTools:
+        """The tools to offer for ``listing`` (the agent's discovered tools), named around ``reserved``
+        (the turn's built-in tool names).
+
+        Built once per listing and shared by every turn and chat of the agent with the same built-ins: a
+        new turn on a warm cache builds nothing, and a tool keeps its exposed name across turns, so a
+        chat's history stays consistent. A listing that did not change is recognised by identity (the
+        cache hands out the same tuple) or, failing that, by equality.
+        """
+        key = (agent.workspace_id, agent.agent_id, reserved)
+        offer = self._offers.get(key)
+        if offer is None:
+            offer = self._offers[key] = _Offer(ToolNames(reserved))
+        if listing is offer.listing or listing == offer.listing:
+            return offer.offered
+        by_origin = {(tool.remote.server, tool.remote.name): tool for tool in offer.offered.tools}
+        tools = []
+        for remote in listing:
+            tool = by_origin.get((remote.server, remote.name))
+            if tool is None or tool.remote != remote:
+                tool = self._wrap(agent, remote, offer.names.exposed(remote.server, remote.name))
+            tools.append(tool)
+        offer.listing = listing
+        offer.offered = OfferedTools(tuple(tools), tuple(tool.spec.name for tool in tools))
+        return offer.offered
+
+    def _wrap(self, agent: AgentMcp, remote: RemoteTool, exposed: str) -> WorkspaceMcpTool:
+        endpoint = next(e for e in agent.endpoints if e.server == remote.server)
+        key = CacheKey(agent.workspace_id, agent.agent_id, remote.server)
+        sessions = self.sessions
+
+        async def open_session() -> McpSession:
+            return await sessions.session(key, endpoint)
+
+        return WorkspaceMcpTool(exposed, remote, open_session, self.clock, self.settings.call_timeout)
 
     def listen(self, key: CacheKey, listener: CatalogueListener) -> None:
         """Call ``listener`` whenever the server at ``key`` says its tools changed (until `unlisten`)."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
@@ -31,6 +32,13 @@ REFUSED = "connection refused or unreachable"
 ToolsChanged = Callable[[CacheKey], Awaitable[None]]
 """Told that a server's tool catalogue changed (``tools/list_changed``)."""
 CLOSE_TAGS = ("workspace-mcp", "close")
+
+
+@functools.cache
+def shared_tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every session of the process: building one loads the CA bundle,
+    25 to 70 ms of blocking work that would otherwise stall the event loop at every pool's first dial."""
+    return httpx2.create_ssl_context()
 
 
 class SessionError(Exception):
@@ -188,9 +196,6 @@ class McpSessions:
         # closing: leaving the pool waits for all of them to end politely.
         self._live: set[McpSession] = set()
         self._owners: BackgroundTasks | None = None
-        # One TLS context for every session: building one loads the CA bundle, tens of milliseconds of
-        # blocking work per session otherwise. Verification stays on.
-        self._tls: ssl.SSLContext | None = None
 
     async def __aenter__(self) -> McpSessions:
         self._owners = BackgroundTasks()
@@ -244,7 +249,7 @@ class McpSessions:
             self._sessions[key] = session
             self._events.emit("session.dialing", server=key.server, agent_id=key.agent_id)
             self._live.add(session)
-            self._owners.start_soon(self._own, session, self._tls_for(endpoint))
+            self._owners.start_soon(self._own, session, shared_tls_context() if endpoint.verify_tls else False)
         try:
             await run_with_timeout(self._clock, self._settings.dial_timeout, session._wait_ready, *DIAL_TAGS)
         except BaseException:
@@ -252,13 +257,6 @@ class McpSessions:
             raise
         session.last_used = self._clock.now()
         return session
-
-    def _tls_for(self, endpoint: McpEndpoint) -> ssl.SSLContext | bool:
-        if not endpoint.verify_tls:
-            return False
-        if self._tls is None:
-            self._tls = httpx2.create_ssl_context()
-        return self._tls
 
     def release(self, keys: Iterable[CacheKey]) -> None:
         """A turn is done with ``keys``: close their sessions that never listed tools (nothing to reuse);

@@ -14,12 +14,10 @@ from chat_mcp_primer.model import Tool, WorkspaceBinding
 from chat_mcp_primer.workspace import AgentMcp, McpEndpoint, WorkspaceMcpSource
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
 from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult, Outcome
-from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
-from chat_mcp_primer.workspace_mcp._listing import RemoteTool
-from chat_mcp_primer.workspace_mcp._naming import ToolNames
+from chat_mcp_primer.workspace_mcp._hub import NOTHING_OFFERED, WorkspaceMcpHub
 from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
-from chat_mcp_primer.workspace_mcp._sessions import REFUSED, McpSession, describe_failure
+from chat_mcp_primer.workspace_mcp._sessions import REFUSED, describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 from chat_mcp_primer.workspace_mcp._signals import (
     PREPARE_POLL_TAGS,
@@ -68,7 +66,9 @@ class TurnWorkspace:
         self._sessions = self._hub.sessions
         self._discovery = self._hub.discovery
         self._used: set[CacheKey] = set()
-        self._names = ToolNames(reserved_names)
+        self._reserved = frozenset(reserved_names)
+        # The workspace tools this turn offered last (shared with other turns through the hub).
+        self._offered = NOTHING_OFFERED
         self._agent: AgentMcp | None = None
         self._done = False
         self._primers: BackgroundTasks | None = None
@@ -137,7 +137,7 @@ class TurnWorkspace:
 
     def reserve_names(self, names: Iterable[str]) -> None:
         """Keep these names (the turn's built-in tools) from ever being given to a workspace tool."""
-        self._names.reserve(names)
+        self._reserved = self._reserved.union(names)
 
     def bind(self, binding: WorkspaceBinding | None) -> None:
         """Bind the chat to ``binding``. A different workspace or agent restarts discovery for this turn."""
@@ -352,39 +352,14 @@ class TurnWorkspace:
         return agent
 
     def _merge(self, tools: Sequence[Tool], result: DiscoveryResult) -> list[Tool] | None:
-        offered = [tool for tool in tools if isinstance(tool, WorkspaceMcpTool)]
         agent = result.agent
-        if agent is None or agent is not self._agent:
-            current: list[WorkspaceMcpTool] = []
-        else:
-            current = [self._wrapper(agent, remote) for remote in result.tools]
-        if len(current) == len(offered) and all(a is b for a, b in zip(current, offered, strict=True)):
+        current = NOTHING_OFFERED
+        if agent is not None and agent is self._agent and result.tools:
+            current = self._hub.offer(agent, self._reserved, result.tools)
+        if current is self._offered:
             return None
-        if current:
-            self._events.emit(
-                "tools.added",
-                chat_id=self.chat_id,
-                count=len(current),
-                names=[tool.spec.name for tool in current],
-            )
+        self._offered = current
+        if current.tools:
+            self._events.emit("tools.added", chat_id=self.chat_id, count=len(current.tools), names=current.names)
         others = [tool for tool in tools if not isinstance(tool, WorkspaceMcpTool)]
-        return [*others, *current]
-
-    def _wrapper(self, agent: AgentMcp, remote: RemoteTool) -> WorkspaceMcpTool:
-        exposed = self._names.exposed(remote.server, remote.name)
-        index = (agent.workspace_id, agent.agent_id, remote.server, remote.name, exposed)
-        # Wrappers are shared through the hub, so a new turn on a warm cache builds none.
-        wrapper = self._hub.wrappers.get(index)
-        if wrapper is not None and (wrapper.remote is remote or wrapper.remote == remote):
-            return wrapper
-        endpoint = next(e for e in agent.endpoints if e.server == remote.server)
-        key = CacheKey(agent.workspace_id, agent.agent_id, remote.server)
-
-        sessions = self._sessions
-
-        async def open_session() -> McpSession:
-            return await sessions.session(key, endpoint)
-
-        wrapper = WorkspaceMcpTool(exposed, remote, open_session, self._clock, self._settings.call_timeout)
-        self._hub.wrappers[index] = wrapper
-        return wrapper
+        return [*others, *current.tools]
