@@ -4,15 +4,17 @@ With a hundred servers in the benchmark's own process, their threads would compe
 event loop for the interpreter lock, and their memory would count as the client's. `ServerFarm` starts
 them in a child process instead::
 
-    python -m benchmarks._server_farm COUNT TOOL [TOOL...]
+    python -m benchmarks._server_farm COUNT LISTS TOOL [TOOL...]
 
 prints one JSON line ``{"urls": [...]}`` once every server listens, then answers each ``counts`` line on
-its standard input with ``{"list_calls": [...]}``; the end of its input stops the servers.
+its standard input with ``{"list_calls": [...], "open_connections": [...]}``; the end of its input stops
+the servers. LISTS is ``tools``, or ``nothing`` for servers that never list a tool.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from benchmarks._common import start_servers, stop_servers
+from chat_mcp_primer import SystemClock
 from chat_mcp_primer.testing import WorkspaceMCPServer, echo_tools
 
 COUNTS_COMMAND = "counts"
@@ -28,11 +31,13 @@ START_TIMEOUT_S = 60.0
 
 
 class ServerFarm:
-    """``count`` loopback MCP servers listing ``tools``, served by a child process while the block runs."""
+    """``count`` loopback MCP servers listing ``tools`` (or nothing ever, when ``ready`` is False), served
+    by a child process while the block runs."""
 
-    def __init__(self, count: int, tools: list[str]) -> None:
+    def __init__(self, count: int, tools: list[str], *, ready: bool = True) -> None:
         self.count = count
         self.tools = tools
+        self.ready = ready
         self.urls: list[str] = []
         self._process: subprocess.Popen[str] | None = None
 
@@ -40,7 +45,7 @@ class ServerFarm:
         root = Path(__file__).resolve().parent.parent
         path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks._server_farm", str(self.count), *self.tools],
+            [sys.executable, "-m", "benchmarks._server_farm", str(self.count), _lists(self.ready), *self.tools],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -52,11 +57,18 @@ class ServerFarm:
 
     def list_calls(self) -> list[int]:
         """How many ``tools/list`` requests each server has answered so far."""
+        return self._counts()["list_calls"]
+
+    def open_connections(self) -> int:
+        """Connections open to the servers now, all together."""
+        return sum(self._counts()["open_connections"])
+
+    def _counts(self) -> dict[str, list[int]]:
         process = self._running()
         assert process.stdin is not None
         process.stdin.write(COUNTS_COMMAND + "\n")
         process.stdin.flush()
-        counts: list[int] = json.loads(self._read_line())["list_calls"]
+        counts: dict[str, list[int]] = json.loads(self._read_line())
         return counts
 
     def __exit__(
@@ -90,17 +102,29 @@ class ServerFarm:
         return line
 
 
-def serve(count: int, tools: list[str]) -> None:
-    servers = [WorkspaceMCPServer(echo_tools(*tools), name=f"server-{i}") for i in range(count)]
+def _lists(ready: bool) -> str:
+    return "tools" if ready else "nothing"
+
+
+def serve(count: int, ready: bool, tools: list[str]) -> None:
+    never = math.inf if not ready else None
+    servers = [
+        WorkspaceMCPServer(echo_tools(*tools), name=f"server-{i}", clock=SystemClock(), ready_at=never)
+        for i in range(count)
+    ]
     start_servers(servers)
     try:
         print(json.dumps({"urls": [server.url for server in servers]}), flush=True)
         for line in sys.stdin:
             if line.strip() == COUNTS_COMMAND:
-                print(json.dumps({"list_calls": [server.list_calls for server in servers]}), flush=True)
+                counts = {
+                    "list_calls": [server.list_calls for server in servers],
+                    "open_connections": [server.open_connections for server in servers],
+                }
+                print(json.dumps(counts), flush=True)
     finally:
         stop_servers(servers)
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), sys.argv[2:])
+    serve(int(sys.argv[1]), sys.argv[2] == _lists(True), sys.argv[3:])

@@ -25,10 +25,9 @@ from benchmarks._common import (
     WorkingModel,
     harness_frozen,
     ms,
-    start_servers,
-    stop_servers,
     warm_up,
 )
+from benchmarks._server_farm import ServerFarm
 from chat_mcp_primer import (
     Chat,
     ChatRuntime,
@@ -40,7 +39,8 @@ from chat_mcp_primer import (
     TurnWorkspace,
     WorkspaceBinding,
 )
-from chat_mcp_primer.testing import InMemoryWorkspaces, WorkspaceMCPServer, echo_tools
+from chat_mcp_primer.testing import InMemoryWorkspaces
+from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace_mcp import Strategy
 
 NAME = "5 shutdown"
@@ -69,16 +69,14 @@ class Outcome:
     setup_s: float = math.nan
 
 
-async def run_strategy(
-    chats: int, chats_per_workspace: int, strategy: Strategy, servers: list[WorkspaceMCPServer]
-) -> Outcome:
+async def run_strategy(chats: int, chats_per_workspace: int, strategy: Strategy, farm: ServerFarm) -> Outcome:
     outcome = Outcome(strategy)
     clock = SystemClock()
     workspaces = InMemoryWorkspaces()
     bindings: dict[str, WorkspaceBinding] = {}
     for w in range(chats // chats_per_workspace):
-        server = servers[w % len(servers)]
-        workspaces.set_agent(f"ws-{w}", f"agent-{w}", (server.endpoint(ENDPOINT),))
+        url = farm.urls[w % len(farm.urls)]
+        workspaces.set_agent(f"ws-{w}", f"agent-{w}", (McpEndpoint(server=ENDPOINT, url=url),))
         for c in range(chats_per_workspace):
             bindings[f"chat-{w}-{c}"] = WorkspaceBinding(f"ws-{w}", build_id=f"build-{w}", agent_id=f"agent-{w}")
 
@@ -141,7 +139,7 @@ async def run_strategy(
         outcome.in_flight = names["primer.started"] - ended
         outcome.sessions_before = pool_open()
         outcome.dialled = names["session.dialing"]
-        outcome.connections_before = sum(server.open_connections for server in servers)
+        outcome.connections_before = farm.open_connections()
 
         began, began_on_clock = time.perf_counter(), clock.now()
         await runtime.aclose()
@@ -157,31 +155,24 @@ async def run_strategy(
         outcome.tasks_left = len(left)
         outcome.sessions_left = pool_open()
     for _ in range(int(5.0 / 0.01)):
-        if sum(server.open_connections for server in servers) == 0:
+        if farm.open_connections() == 0:
             outcome.idle_after_s = time.perf_counter() - closed
             break
         await anyio.sleep(0.01)
     await anyio.sleep(max(0.0, closed + SETTLE_S - time.perf_counter()))
     outcome.closed_events = names["session.closed"]
-    outcome.connections_left = sum(server.open_connections for server in servers)
+    outcome.connections_left = farm.open_connections()
     return outcome
 
 
 async def measure(chats: int, chats_per_workspace: int, servers_n: int) -> list[Outcome]:
-    servers = [
-        WorkspaceMCPServer(echo_tools("never"), name=f"server-{i}", clock=SystemClock(), ready_at=math.inf)
-        for i in range(servers_n)
-    ]
-    start_servers(servers)
-    try:
+    with ServerFarm(servers_n, ["never"], ready=False) as farm:
         await warm_up()
         outcomes = []
         for strategy in ("primed", "reference"):
             with harness_frozen():
-                outcomes.append(await run_strategy(chats, chats_per_workspace, strategy, servers))
+                outcomes.append(await run_strategy(chats, chats_per_workspace, strategy, farm))
         return outcomes
-    finally:
-        stop_servers(servers)
 
 
 def run(quick: bool) -> Section:
