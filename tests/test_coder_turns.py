@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 
+import anyio
 import pytest
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, WorkspaceBinding
@@ -243,3 +244,26 @@ async def test_only_root_chats_are_given_the_workspace_tools(
         "restart_workspace",
         "update_workspace",
     }
+
+
+async def test_chats_waiting_on_one_workspace_share_one_watch_stream(
+    clock: MockClock, fake: FakeCoder, backend: CoderBackend, event_log: EventRecorder
+) -> None:
+    """Many chats priming on one booting workspace open one watch connection to Coder, not one each, and
+    are all woken by it when the server comes up."""
+    workspace_id = fake.create_workspace("dev", "docker", state="starting")
+    chats = 4
+    model = ScriptedModel(
+        [ModelResponse(tool_calls=(call("start_workspace"),)), thinking(clock, ModelResponse(text="Ready."))] * chats
+    )
+    runtime = ChatRuntime(
+        model, backend=backend, workspace_tools=CoderWorkspaceTools(backend), clock=clock, on_event=event_log
+    )
+    async with clock.autojump(), runtime, anyio.create_task_group() as group:
+        for number in range(chats):
+            chat = Chat(id=f"chat-{number}", owner="alice", workspace=WorkspaceBinding(workspace_id))
+            group.start_soon(runtime.run_turn, chat, "start it and use its tools")
+
+    assert fake.request_count("GET /api/v2/workspaces/{workspace}/watch") == 1
+    assert len(event_log.named("primer.succeeded")) == chats
+    assert len(event_log.named("primer.started")) == chats

@@ -16,6 +16,7 @@ from chat_mcp_primer.workspace_mcp._naming import ToolNames
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
 from chat_mcp_primer.workspace_mcp._sessions import McpSession, McpSessions
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
+from chat_mcp_primer.workspace_mcp._signals import SharedSignals
 
 CatalogueListener = Callable[[CacheKey], None]
 
@@ -45,9 +46,10 @@ class WorkspaceMcpHub:
     """Shared by the turns of every chat of one `ChatRuntime`, for as long as its ``async with`` block.
 
     Sessions are long-lived: reused across attempts, turns and chats of the same agent, closed when idle,
-    when the agent changes, and when the hub closes. Concurrent listings of one server are shared. A
-    server's ``tools/list_changed`` invalidates its cache entry (a generation bump, so a listing already in
-    flight cannot write the old catalogue back) and tells the turns listening for that server.
+    when the agent changes, and when the hub closes. Concurrent listings of one server are shared, and so
+    are workspace watches and connection probes. A server's ``tools/list_changed`` invalidates its cache
+    entry (a generation bump, so a listing already in flight cannot write the old catalogue back) and
+    tells the turns listening for that server.
     """
 
     def __init__(self, *, cache: ToolCache, clock: Clock, settings: PrimerSettings, events: Events) -> None:
@@ -56,12 +58,18 @@ class WorkspaceMcpHub:
         self.clock = clock
         self.settings = settings
         self.sessions = McpSessions(clock, settings, events, on_tools_changed=self._tools_changed)
+        self.signals = SharedSignals(clock, settings, events)
         self.discovery = Discovery(self.sessions, cache, clock, settings, events)
         self._listeners: dict[CacheKey, list[CatalogueListener]] = {}
         self._offers: dict[tuple[str, str, frozenset[str]], _Offer] = {}
 
     async def __aenter__(self) -> WorkspaceMcpHub:
         await self.sessions.__aenter__()
+        try:
+            await self.signals.__aenter__()
+        except BaseException:
+            await self.sessions.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(
@@ -70,7 +78,10 @@ class WorkspaceMcpHub:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.sessions.__aexit__(exc_type, exc, traceback)
+        try:
+            await self.signals.__aexit__(exc_type, exc, traceback)
+        finally:
+            await self.sessions.__aexit__(exc_type, exc, traceback)
 
     def forget_other_agents(self, workspace_id: str, keep_agent_id: str | None) -> None:
         """The workspace's agent is now ``keep_agent_id``: close its other agents' sessions, drop their tools."""

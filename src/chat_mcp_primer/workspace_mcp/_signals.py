@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine, Hashable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.lowlevel
 
+from chat_mcp_primer._tasks import BackgroundTasks
 from chat_mcp_primer.clock import Clock, run_with_timeout
+from chat_mcp_primer.events import Events
+from chat_mcp_primer.model import WorkspaceBinding
+from chat_mcp_primer.workspace import WorkspaceChangeSource
+from chat_mcp_primer.workspace_mcp._sessions import describe_failure
+from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 
 PREPARE_WAIT_TAGS = ("prepare", "wait")
 PREPARE_POLL_TAGS = ("prepare", "poll")
 PROBE_TAGS = ("primer", "probe")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_K = TypeVar("_K", bound=Hashable)
+Unsubscribe = Callable[[], None]
 
 
 class Signal:
@@ -69,3 +81,113 @@ async def accepts_connections(url: str, clock: Clock, within: float) -> bool:
     except (OSError, TimeoutError):
         return False
     return True
+
+
+SignalListener = Callable[[str], None]
+"""Told a short reason ("workspace changed", "accepts") each time a shared signal fires."""
+
+
+@dataclass(slots=True)
+class _Feed:
+    """One shared watch or probe: the turns listening to it, and the scope that ends it."""
+
+    listeners: list[SignalListener] = field(default_factory=list)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    def tell(self, reason: str) -> None:
+        for listener in list(self.listeners):
+            listener(reason)
+
+
+class SharedSignals:
+    """The wake-up sources every turn of a hub shares: one change stream per workspace (with Coder, one
+    watch connection to coderd, however many chats wait on the workspace) and one connection probe per
+    refused endpoint. Each runs in a task of its own while anyone listens, and ends with the last listener.
+
+    Use as an async context manager: leaving it ends every watch and probe.
+    """
+
+    def __init__(self, clock: Clock, settings: PrimerSettings, events: Events) -> None:
+        self._clock = clock
+        self._settings = settings
+        self._events = events
+        self._tasks: BackgroundTasks | None = None
+        self._watches: dict[tuple[int, str], _Feed] = {}
+        self._probes: dict[str, _Feed] = {}
+
+    async def __aenter__(self) -> SharedSignals:
+        self._tasks = BackgroundTasks()
+        await self._tasks.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        tasks, self._tasks = self._tasks, None
+        assert tasks is not None
+        self._watches.clear()
+        self._probes.clear()
+        await tasks.__aexit__(exc_type, exc, traceback)
+
+    def watch(self, source: WorkspaceChangeSource, binding: WorkspaceBinding, listener: SignalListener) -> Unsubscribe:
+        """Tell ``listener`` of every change ``source`` reports for the workspace, until unsubscribed."""
+        key = (id(source), binding.workspace_id)
+        feed = self._watches.get(key)
+        if feed is None:
+            feed = self._watches[key] = _Feed()
+            self._start(self._watch, key, feed, source, binding)
+        return self._subscribe(self._watches, key, feed, listener)
+
+    def probe(self, url: str, listener: SignalListener) -> Unsubscribe:
+        """Tell ``listener`` once the host and port of ``url`` accept connections, until unsubscribed."""
+        feed = self._probes.get(url)
+        if feed is None:
+            feed = self._probes[url] = _Feed()
+            self._start(self._knock, url, feed)
+        return self._subscribe(self._probes, url, feed, listener)
+
+    def _start(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        if self._tasks is None:
+            raise RuntimeError("SharedSignals is not entered")
+        self._tasks.start_soon(function, *args)
+
+    @staticmethod
+    def _subscribe(feeds: dict[_K, _Feed], key: _K, feed: _Feed, listener: SignalListener) -> Unsubscribe:
+        feed.listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in feed.listeners:
+                feed.listeners.remove(listener)
+            if not feed.listeners:
+                feed.scope.cancel()
+                if feeds.get(key) is feed:
+                    del feeds[key]
+
+        return unsubscribe
+
+    async def _watch(
+        self, key: tuple[int, str], feed: _Feed, source: WorkspaceChangeSource, binding: WorkspaceBinding
+    ) -> None:
+        with feed.scope:
+            try:
+                async for reason in source.changes(binding):
+                    feed.tell(reason)
+            except Exception as exc:  # a watch that breaks only loses the early wake-up, never a primer
+                self._events.emit(
+                    "primer.watch_failed", workspace_id=binding.workspace_id, reason=describe_failure(exc)
+                )
+        if self._watches.get(key) is feed:  # ended on its own: the next listener starts a new one
+            del self._watches[key]
+
+    async def _knock(self, url: str, feed: _Feed) -> None:
+        with feed.scope:
+            while True:
+                await self._clock.sleep(self._settings.probe_interval, *PROBE_TAGS)
+                if await accepts_connections(url, self._clock, self._settings.probe_interval):
+                    feed.tell("accepts")
+                    break
+        if self._probes.get(url) is feed:
+            del self._probes[url]

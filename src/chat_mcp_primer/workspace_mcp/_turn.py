@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from types import TracebackType
+from typing import cast
 
 import anyio
 import anyio.abc
@@ -11,7 +12,7 @@ from chat_mcp_primer._tasks import BackgroundTasks
 from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import Tool, WorkspaceBinding
-from chat_mcp_primer.workspace import AgentMcp, McpEndpoint, WorkspaceMcpSource
+from chat_mcp_primer.workspace import AgentMcp, McpEndpoint, WorkspaceChangeSource, WorkspaceMcpSource
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
 from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult, Outcome
 from chat_mcp_primer.workspace_mcp._hub import NOTHING_OFFERED, WorkspaceMcpHub
@@ -19,13 +20,7 @@ from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
 from chat_mcp_primer.workspace_mcp._sessions import REFUSED, describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
-from chat_mcp_primer.workspace_mcp._signals import (
-    PREPARE_POLL_TAGS,
-    PREPARE_WAIT_TAGS,
-    PROBE_TAGS,
-    Signal,
-    accepts_connections,
-)
+from chat_mcp_primer.workspace_mcp._signals import PREPARE_POLL_TAGS, PREPARE_WAIT_TAGS, Signal, Unsubscribe
 
 
 class TurnWorkspace:
@@ -81,8 +76,10 @@ class TurnWorkspace:
         self._refused: list[McpEndpoint] = []
         # Ends the primer's pause early; raised by workspace changes, catalogue changes and the probe.
         self._wake = Signal()
-        self._signal_tasks: anyio.abc.TaskGroup | None = None
-        self._probing = False
+        # While the primer runs: the hub's watch and probes it listens to, and the URLs being probed.
+        self._priming = False
+        self._unsubscribe: list[Unsubscribe] = []
+        self._probed: set[str] = set()
         self.primer_reports: list[PrimerReport] = []
 
     async def __aenter__(self) -> TurnWorkspace:
@@ -197,52 +194,44 @@ class TurnWorkspace:
 
     async def _signalled_primer(self) -> PrimerReport:
         """Run the primer with, for the primed strategy, the signals that end its pauses early: workspace
-        changes, a catalogue change, and (started only while an endpoint refuses connections) a probe."""
+        changes, a catalogue change, and an endpoint that refused connections starting to accept. The
+        watch and the probes are the hub's, shared with every other chat waiting on the same workspace."""
         if self._settings.strategy == "reference":
             return await run_primer(self._attempt, self._clock, self._settings, self._events, chat_id=self.chat_id)
-        async with anyio.create_task_group() as signals:
-            self._signal_tasks = signals
-            if self._refused:
-                self._start_probe()
-            if getattr(self._source, "changes", None) is not None:
-                signals.start_soon(self._watch_workspace)
-            report = await run_primer(
+        binding = self._binding
+        if binding is not None and getattr(self._source, "changes", None) is not None:
+            source = cast(WorkspaceChangeSource, self._source)
+            self._unsubscribe.append(self._hub.signals.watch(source, binding, self._workspace_changed))
+        self._priming = True
+        try:
+            self._probe_refused()
+            return await run_primer(
                 self._attempt, self._clock, self._settings, self._events, chat_id=self.chat_id, wake=self._wake
             )
-            signals.cancel_scope.cancel()
-        self._signal_tasks = None
-        return report
-
-    async def _watch_workspace(self) -> None:
-        """Raise the wake signal on every change the backend reports (agent state, app health)."""
-        binding = self._binding
-        changes = getattr(self._source, "changes", None)
-        if binding is None or changes is None:
-            return
-        try:
-            async for reason in changes(binding):
-                self._events.emit("primer.signal", chat_id=self.chat_id, reason=reason)
-                self._wake.set()
-        except Exception as exc:  # a watch that breaks only loses the early wake-up, never the primer
-            self._events.emit("primer.watch_failed", chat_id=self.chat_id, reason=describe_failure(exc))
-
-    def _start_probe(self) -> None:
-        if self._signal_tasks is not None and not self._probing:
-            self._probing = True
-            self._signal_tasks.start_soon(self._probe_refused)
-
-    async def _probe_refused(self) -> None:
-        """While an endpoint refuses connections, knock cheaply; raise the wake signal once it accepts."""
-        try:
-            while self._refused:
-                await self._clock.sleep(self._settings.probe_interval, *PROBE_TAGS)
-                for endpoint in list(self._refused):
-                    if await accepts_connections(endpoint.url, self._clock, self._settings.probe_interval):
-                        self._events.emit("primer.signal", chat_id=self.chat_id, reason=f"{endpoint.server} accepts")
-                        self._refused = [e for e in self._refused if e is not endpoint]
-                        self._wake.set()
         finally:
-            self._probing = False
+            self._priming = False
+            while self._unsubscribe:
+                self._unsubscribe.pop()()
+            self._probed.clear()
+
+    def _workspace_changed(self, reason: str) -> None:
+        self._events.emit("primer.signal", chat_id=self.chat_id, reason=reason)
+        self._wake.set()
+
+    def _probe_refused(self) -> None:
+        """While the primer runs, have the hub knock on each endpoint that refused connections."""
+        if not self._priming:
+            return
+        for endpoint in self._refused:
+            if endpoint.url in self._probed:
+                continue
+            self._probed.add(endpoint.url)
+
+            def accepts(reason: str, server: str = endpoint.server, url: str = endpoint.url) -> None:
+                self._probed.discard(url)
+                self._workspace_changed(f"{server} {reason}")
+
+            self._unsubscribe.append(self._hub.signals.probe(endpoint.url, accepts))
 
     async def wait_for_primer(self) -> PrimerReport | None:
         """Wait until the latest primer has ended; its report, or None when none ran or it was cancelled."""
@@ -321,8 +310,7 @@ class TurnWorkspace:
                 self._hub.listen(key, self._catalogue_changed)
         result = await self._discovery.attempt(agent)
         self._refused = [e for e in agent.endpoints if result.failures.get(e.server) == REFUSED]
-        if self._refused:
-            self._start_probe()
+        self._probe_refused()
         if result.outcome is Outcome.ERROR:
             # The agent may have been replaced behind our back: look it up again next time.
             self._agent = None
