@@ -40,7 +40,7 @@ from chat_mcp_primer.testing import (
     echo_tools,
     serve_fake_coder,
 )
-from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint
+from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint, origin_of
 from chat_mcp_primer.workspace.coder import (
     TOKEN_HEADER,
     AgentStatus,
@@ -1036,12 +1036,13 @@ async def test_current_agent_returns_the_agent_and_its_mcp_endpoints(client: Cod
     found = await backend.current_agent(WorkspaceBinding(workspace_id=workspace_id))
     base = f"{world.coder.url}/@alice/{name}.main/apps"
     headers = {TOKEN_HEADER: world.fake.token}
+    healthy = {"headers": headers, "health": EndpointHealth.HEALTHY, "origin": origin_of(world.coder.url)}
     assert found == AgentMcp(
         workspace_id=workspace_id,
         agent_id=agent.id,
         endpoints=(
-            McpEndpoint(server="mcp", url=f"{base}/mcp/mcp", headers=headers, health=EndpointHealth.HEALTHY),
-            McpEndpoint(server="github", url=f"{base}/github-mcp/mcp", headers=headers, health=EndpointHealth.HEALTHY),
+            McpEndpoint(server="mcp", url=f"{base}/mcp/mcp", **healthy),
+            McpEndpoint(server="github", url=f"{base}/github-mcp/mcp", **healthy),
         ),
     )
     assert found.endpoints[0].url == world.coder.mcp_url(name)

@@ -160,5 +160,8 @@ def test_mcp_endpoints_follow_the_clients_tls_choice_and_keep_the_token_out_of_r
     assert endpoint.server == "github"
     assert endpoint.url == "https://coder.example/@alice/dev.main/apps/github-mcp/mcp"
     assert endpoint.verify_tls is verify
+    # Bound to the deployment: the token it carries is never sent to another origin.
+    assert endpoint.origin == "https://coder.example:443"
+    assert not endpoint.off_origin
     assert endpoint.headers == {"Coder-Session-Token": "secret-token"}
     assert "secret-token" not in repr(endpoint)

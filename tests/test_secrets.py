@@ -1,14 +1,21 @@
 """The Coder session token never appears in anything a faulty turn produces: events, logs, tool results,
-exception text or reprs."""
+exception text or reprs; nor in anything a failing CLI run prints."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
+import traceback
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse
 from chat_mcp_primer.testing import (
@@ -26,12 +33,14 @@ from chat_mcp_primer.testing import (
     serve_fake_coder,
 )
 from chat_mcp_primer.tools import CoderWorkspaceTools
-from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
+from chat_mcp_primer.workspace.coder import TOKEN_HEADER, CoderBackend, CoderClient, CoderError, Workspace
+from chat_mcp_primer.workspace_mcp import CacheKey, McpSessions, PrimerSettings
 
 pytestmark = pytest.mark.anyio
 
 # Guards against a hang in real time only.
 GUARD_S = 30
+SUBPROCESS_GUARD_S = 60
 
 
 @pytest.fixture
@@ -83,3 +92,131 @@ async def test_a_turn_whose_token_is_revoked_midway_leaks_it_nowhere(
     tool_texts = [message.result.text for message in result.added if message.result is not None]
     assert any("signed out" in text for text in tool_texts)  # the revocation reached the model clearly
     assert all(token not in text for text in produced)
+
+
+def leaks(token: str, texts: list[str]) -> list[int]:
+    """Which of ``texts`` carry the token, as a bare value or as a header line (never the text itself, so a
+    failing assertion does not print the secret)."""
+    needles = (token, f"{TOKEN_HEADER}: {token}", f"Bearer {token}")
+    return [index for index, text in enumerate(texts) if any(needle in text for needle in needles)]
+
+
+def everything_logged(records: list[logging.LogRecord]) -> list[str]:
+    """Every log record of every logger (ours, the SDK's, httpx's), formatted with its traceback."""
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    return [formatter.format(record) + repr(record.__dict__) for record in records]
+
+
+def exception_texts(exc: BaseException) -> list[str]:
+    return [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+
+
+async def test_everything_a_faulty_turn_produces_is_free_of_the_token(
+    clock: MockClock,
+    fake: FakeCoder,
+    coder: ServedFakeCoder,
+    event_log: EventRecorder,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The token is revoked while the workspace MCP server is in use: REST calls, the app proxy and the MCP
+    session all fail. Every logger at debug level, every event, every tool result, the reprs of the objects
+    that hold the token, and the text, repr and traceback of the errors the caller sees are searched."""
+    token = fake.issue_token()
+    create = call("create_workspace", json.dumps({"template_id": fake.template_id("docker"), "name": "dev"}))
+
+    def revoke_then_use(request: object) -> ModelResponse:
+        fake.revoke_token(token)
+        calls = (call("mcp__search", '{"q": "x"}'), call("stop_workspace"), call("create_workspace", "[1, 2]"))
+        return ModelResponse(tool_calls=calls)
+
+    model = ScriptedModel([ModelResponse(tool_calls=(create,)), revoke_then_use, ModelResponse(text="done")])
+    caplog.set_level(logging.DEBUG)  # the root logger: every library's records, not only ours
+    errors: list[BaseException] = []
+    async with CoderClient(coder.url, token, clock=clock) as client:
+        backend = CoderBackend(client)
+        runtime = ChatRuntime(
+            model, backend=backend, workspace_tools=CoderWorkspaceTools(backend), clock=clock, on_event=event_log
+        )
+        with anyio.fail_after(GUARD_S):
+            async with clock.autojump(), runtime:
+                result = await runtime.run_turn(Chat(id="chat-1", owner="alice"), "set up and search")
+            assert result.chat.workspace is not None
+            for failing in (client.me(), backend.current_agent(result.chat.workspace)):
+                try:
+                    await failing
+                except CoderError as exc:
+                    errors.append(exc)
+            # The workspace's MCP endpoint, carrying the revoked token, dialled directly.
+            workspace = await _workspace_as_admin(coder, result.chat.workspace.workspace_id)
+            [agent] = workspace.latest_build.agents
+            [endpoint] = backend.endpoints(workspace, agent)
+            async with clock.autojump(), McpSessions(clock, PrimerSettings(), runtime.events) as sessions:
+                try:
+                    await sessions.session(CacheKey(workspace.id, agent.id, endpoint.server), endpoint)
+                except Exception as exc:
+                    errors.append(exc)
+        reprs = [repr(client), repr(backend), repr(endpoint), repr(agent), repr(result), repr(runtime)]
+
+    produced = [
+        *(repr(event) for event in event_log.events),
+        *everything_logged(caplog.records),
+        *(json.dumps(message.to_dict()) for message in result.added),
+        json.dumps(result.chat.to_dict()),
+        *reprs,
+        *(text for error in errors for text in exception_texts(error)),
+    ]
+    tool_texts = [message.result.text for message in result.added if message.result is not None]
+    assert any("signed out" in text for text in tool_texts)  # the revocation reached the model clearly
+    assert any("arguments must be a JSON object" in text for text in tool_texts)
+    assert len(errors) == 3  # the REST calls and the MCP dial all failed, and were looked at
+    assert TOKEN_HEADER in endpoint.headers  # the endpoint does carry the token: its repr must hide it
+    assert leaks(token, produced) == []
+
+
+async def _workspace_as_admin(coder: ServedFakeCoder, workspace_id: str) -> Workspace:
+    async with CoderClient(coder.url, coder.token) as admin:
+        return await admin.workspace(workspace_id)
+
+
+def test_a_failing_update_workspace_run_prints_no_token(fake: FakeCoder, coder: ServedFakeCoder) -> None:
+    """A revoked token, debug logging, the token both in the environment and on the command line."""
+    token = fake.issue_token()
+    fake.revoke_token(token)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CODER_")}
+    failing_options = ["--coder-url", coder.url, "--token", token, "--log-level", "debug", "--json"]
+    finished = subprocess.run(
+        [sys.executable, "-m", "chat_mcp_primer", "update-workspace", "--workspace-name", "dev", *failing_options],
+        env={**environment, "CODER_SESSION_TOKEN": token},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_GUARD_S,
+        check=False,
+    )
+    assert finished.returncode == 1
+    assert "rejected" in finished.stdout + finished.stderr
+    assert leaks(token, [finished.stdout, finished.stderr]) == []
+
+
+async def test_a_serve_mcp_run_with_a_revoked_token_prints_and_answers_no_token(
+    fake: FakeCoder, coder: ServedFakeCoder, tmp_path: Path
+) -> None:
+    """The tools fail (the deployment rejects the token): their results and the server's debug log are
+    searched."""
+    token = fake.issue_token()
+    fake.revoke_token(token)
+    parameters = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "chat_mcp_primer", "serve-mcp", "--log-level", "debug"],
+        env={"CODER_URL": coder.url, "CODER_SESSION_TOKEN": token, "PATH": os.environ.get("PATH", "")},
+    )
+    stderr_path = tmp_path / "stderr.log"
+    with anyio.fail_after(SUBPROCESS_GUARD_S), stderr_path.open("w") as errlog:
+        async with Client(stdio_client(parameters, errlog=errlog), cache=None) as client:
+            results = [
+                await client.call_tool("list_templates", {}),
+                await client.call_tool("workspace_status", {"workspace": "dev"}),
+            ]
+    answers = [block.model_dump_json() for result in results for block in result.content]
+    assert all(result.is_error for result in results)
+    assert leaks(token, [*answers, stderr_path.read_text()]) == []

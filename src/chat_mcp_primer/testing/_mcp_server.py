@@ -45,7 +45,7 @@ class WorkspaceMCPServer:
     - ``hang_listing``: never answer ``tools/list``; ``fail_listing``: answer it with an error.
 
     ``port`` picks the loopback port (default: any free one), e.g. to start the server where a client
-    has already been refused.
+    has already been refused. ``tls_files`` (a PEM certificate file and its key file) serves HTTPS.
 
     Calling a tool answers with a text naming the tool and its arguments. Counters (``list_calls``,
     ``call_calls``, `open_connections`) let tests assert what the client did.
@@ -64,6 +64,7 @@ class WorkspaceMCPServer:
         fail_listing: bool = False,
         on_call: Callable[[str, dict[str, Any]], mcp_types.CallToolResult] | None = None,
         port: int = 0,
+        tls_files: tuple[str, str] | None = None,
     ) -> None:
         self.tools = list(tools)
         self.name = name
@@ -75,6 +76,7 @@ class WorkspaceMCPServer:
         self.fail_listing = fail_listing
         self.on_call = on_call
         self.port = port
+        self.tls_files = tls_files
         self.list_calls = 0
         self.call_calls = 0
         self._lock = threading.Lock()
@@ -155,7 +157,7 @@ class WorkspaceMCPServer:
         return McpEndpoint(server=server or self.name, url=self.url)
 
     def start(self) -> WorkspaceMCPServer:
-        self._serving = LoopbackServer(self._app, port=self.port).start()
+        self._serving = LoopbackServer(self._app, port=self.port, tls_files=self.tls_files).start()
         return self
 
     def stop(self) -> None:

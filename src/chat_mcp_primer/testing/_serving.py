@@ -20,9 +20,18 @@ class LoopbackServer:
     ``app_factory`` is called in that thread, so the app's synchronisation primitives belong to the
     server's own asyncio loop. Thus the app serves tests on either anyio backend, and a test's fake clock
     can be read by the app without any background task. Use as a (sync) context manager.
+
+    ``tls_files`` (a PEM certificate file and its key file) serves HTTPS instead of HTTP.
     """
 
-    def __init__(self, app_factory: Callable[[], Any], *, port: int = 0, graceful_shutdown_s: int = 1) -> None:
+    def __init__(
+        self,
+        app_factory: Callable[[], Any],
+        *,
+        port: int = 0,
+        graceful_shutdown_s: int = 1,
+        tls_files: tuple[str, str] | None = None,
+    ) -> None:
         # IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off only on sockets created with it, and
         # uvicorn writes a response's head and body separately, so with Nagle on every response would wait
         # out the client's delayed ACK (about 40 ms on Linux).
@@ -37,14 +46,17 @@ class LoopbackServer:
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=graceful_shutdown_s,
+            ssl_certfile=tls_files[0] if tls_files else None,
+            ssl_keyfile=tls_files[1] if tls_files else None,
         )
+        self._scheme = "https" if tls_files else "http"
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=f"loopback-server-{self.port}", daemon=True)
         self._failure: BaseException | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self._scheme}://127.0.0.1:{self.port}"
 
     @property
     def open_connections(self) -> int:

@@ -1,6 +1,6 @@
 """Workspaces as the library sees them: which agent a chat's workspace runs and the MCP endpoints it exposes."""
 
-from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint
+from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint, origin_of
 from chat_mcp_primer.workspace._memory import InMemoryWorkspaces
 from chat_mcp_primer.workspace._source import WorkspaceChangeSource, WorkspaceMcpSource
 
@@ -11,4 +11,5 @@ __all__ = [
     "McpEndpoint",
     "WorkspaceChangeSource",
     "WorkspaceMcpSource",
+    "origin_of",
 ]

@@ -3,6 +3,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from urllib.parse import urlsplit
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> str:
+    """The origin of ``url``, ``scheme://host:port`` with the default port made explicit and the host in
+    lower case, so two spellings of one origin compare equal. Userinfo, path and query are left out."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: no origin anything can match
+        return f"{scheme}://invalid"
+    port = port or _DEFAULT_PORTS.get(scheme)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 class EndpointHealth(StrEnum):
@@ -29,6 +45,16 @@ class McpEndpoint:
     # TLS certificates are verified unless the backend was explicitly told not to (a deployment with a
     # self-signed certificate); the endpoint follows its backend's choice.
     verify_tls: bool = True
+    # The only origin (``scheme://host:port``) this endpoint may be reached on. A backend whose endpoints
+    # carry its deployment's credentials sets it to the deployment's own origin: an endpoint URL anywhere
+    # else is refused without being dialled, so the credentials never leave the deployment. None: no
+    # constraint (endpoints an operator configured by hand).
+    origin: str | None = None
+
+    @property
+    def off_origin(self) -> bool:
+        """True when the URL is not on the endpoint's required `origin`."""
+        return self.origin is not None and origin_of(self.url) != origin_of(self.origin)
 
 
 @dataclass(frozen=True, slots=True)

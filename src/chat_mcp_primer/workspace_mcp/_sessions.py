@@ -17,7 +17,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from chat_mcp_primer._tasks import BackgroundTasks
 from chat_mcp_primer.clock import Clock, run_with_timeout
 from chat_mcp_primer.events import Events
-from chat_mcp_primer.workspace import McpEndpoint
+from chat_mcp_primer.workspace import McpEndpoint, origin_of
 from chat_mcp_primer.workspace_mcp._cache import CacheKey
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 
@@ -28,6 +28,7 @@ _TRANSPORT_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 
 DIAL_TAGS = ("workspace-mcp", "dial")
 REFUSED = "connection refused or unreachable"
+TLS_UNVERIFIED = "TLS certificate verification failed"
 
 ToolsChanged = Callable[[CacheKey], Awaitable[None]]
 """Told that a server's tool catalogue changed (``tools/list_changed``)."""
@@ -50,6 +51,17 @@ class SessionError(Exception):
         self.reason = reason
 
 
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, kind):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def describe_failure(exc: BaseException) -> str:
     """A short, secret-free description of what went wrong, with exception groups flattened."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -57,7 +69,9 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, SessionError):
         return exc.reason
     if isinstance(exc, httpx2.ConnectError):
-        return REFUSED
+        # A certificate that does not verify is not a server that is still starting: say so, and do not
+        # have the primer knock on it as if it were refusing connections.
+        return TLS_UNVERIFIED if _caused_by(exc, ssl.SSLCertVerificationError) else REFUSED
     if isinstance(exc, httpx2.TimeoutException):
         return "transport timeout"
     if isinstance(exc, httpx2.HTTPError):
@@ -92,6 +106,8 @@ class McpSession:
         self._close_requested = anyio.Event()
         self._closed = anyio.Event()
         self._scope = anyio.CancelScope()
+        # Where the server tried to send us off the endpoint's origin, if it did (never followed).
+        self._redirected_to: str | None = None
 
     @property
     def closed(self) -> bool:
@@ -134,7 +150,13 @@ class McpSession:
             with self._scope:
                 async with (
                     httpx2.AsyncClient(
-                        headers=dict(self.endpoint.headers), timeout=_TRANSPORT_TIMEOUT, verify=tls
+                        headers=dict(self.endpoint.headers),
+                        timeout=_TRANSPORT_TIMEOUT,
+                        verify=tls,
+                        # The SDK follows a redirect only within the endpoint's origin whatever this says;
+                        # off here too, so nothing else using this client could carry the token elsewhere.
+                        follow_redirects=False,
+                        event_hooks={"response": [self._note_redirect]},
                     ) as http,
                     Client(
                         streamable_http_client(self.endpoint.url, http_client=http),
@@ -155,9 +177,20 @@ class McpSession:
             # The session is lost; callers see a SessionError naming the server. `except*` keeps a
             # cancellation that arrives together with the transport's teardown errors propagating.
             self._failure = failures.exceptions[0]
+            if self._redirected_to is not None:
+                reason = f"redirected to another origin ({self._redirected_to}); not followed"
+                self._failure = SessionError(self.endpoint.server, reason)
         finally:
             self._closed.set()
             self._ready.set()
+
+    async def _note_redirect(self, response: httpx2.Response) -> None:
+        # Response hooks run before httpx2 works out the redirect, so read the Location header here.
+        if not response.has_redirect_location:
+            return
+        location = origin_of(str(response.request.url.join(response.headers["Location"])))
+        if location != origin_of(str(response.request.url)):
+            self._redirected_to = location
 
     async def _on_message(self, message: IncomingMessage) -> None:
         # Old protocol era: the notification reaches the message handler. Kept light: handlers run as tasks.
@@ -236,10 +269,15 @@ class McpSessions:
         """An open session for ``key``, connecting if needed within ``dial_timeout``.
 
         Raises `SessionError` (or `TimeoutError`) when the server cannot be reached; the failed
-        session is dropped so the next call dials afresh.
+        session is dropped so the next call dials afresh. An endpoint off its required origin
+        (`McpEndpoint.origin`) is refused with a ``session.refused`` event and never dialled.
         """
         if self._owners is None:
             raise RuntimeError("McpSessions is not entered")
+        if endpoint.off_origin:
+            reason = "endpoint is not on the deployment's origin; not dialled"
+            self._events.emit("session.refused", server=key.server, agent_id=key.agent_id, reason=reason)
+            raise SessionError(key.server, reason)
         self.reap_idle()
         session = self._sessions.get(key)
         if session is None or session.closed or session.endpoint != endpoint:

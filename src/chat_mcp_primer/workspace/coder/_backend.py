@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.model import WorkspaceBinding
-from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint
+from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint, origin_of
 from chat_mcp_primer.workspace.coder._client import TOKEN_HEADER, CoderClient, path_segment
 from chat_mcp_primer.workspace.coder._domain import (
     AppHealth,
@@ -69,7 +69,8 @@ class CoderBackend:
 
     MCP servers run as workspace apps and are reached through Coder's path-based app proxy,
     ``{coder_url}/@{owner}/{workspace}.{agent}/apps/{slug}/{mcp_path}``, authenticated with the same
-    session token. The app's health is passed on as a readiness hint.
+    session token. The app's health is passed on as a readiness hint. The endpoints are bound to the
+    deployment's origin: the token they carry is never sent anywhere else (see `McpEndpoint.origin`).
     """
 
     client: CoderClient
@@ -90,6 +91,7 @@ class CoderBackend:
                 headers={TOKEN_HEADER: self.client.token},
                 health=_HEALTH[app.health],
                 verify_tls=self.client.settings.verify_tls,
+                origin=origin_of(self.client.url),
             )
             for app in agent.apps
             if self.apps.is_mcp_app(app)

@@ -1,0 +1,509 @@
+"""Cancel a running turn at every point where it waits, and check it leaves nothing behind.
+
+Every wait of the library goes through the injected clock with tags, so the sweep finds the wait points
+by trapping: a first run of each scenario records the tags of every wait it makes (a trap on no tags
+catches every sleep), then, for each distinct wait, a fresh run is cancelled the first time it reaches
+that wait. A wait added to the library is swept as soon as a scenario reaches it;
+`test_every_tagged_wait_of_the_library_is_swept` fails when one is not.
+
+After each cancellation: no task is left (counted on the event loop), no MCP session is left open on
+the servers, the tool cache holds only complete, non-empty listings, and the next turn on the same
+`ChatRuntime` works and is offered the workspace tools.
+
+Both scenarios run on asyncio and trio: the servers (WorkspaceMCPServer, FakeCoder) run on uvicorn in
+threads of their own (`LoopbackServer`), so no wait needs the test's own loop to be asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import pkgutil
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import anyio
+import pytest
+import sniffio
+
+import chat_mcp_primer
+from chat_mcp_primer import Chat, ChatRuntime, ModelResponse, ToolResult, ToolSpec
+from chat_mcp_primer.model import WorkspaceBinding
+from chat_mcp_primer.testing import (
+    EventRecorder,
+    FakeAgent,
+    FakeCoder,
+    FakeMcpServer,
+    FakeTemplate,
+    FakeVersion,
+    InMemoryWorkspaces,
+    MockClock,
+    ScriptedModel,
+    ServedFakeCoder,
+    WorkspaceMCPServer,
+    call,
+    echo_tools,
+    serve_fake_coder,
+)
+from chat_mcp_primer.tools import CoderWorkspaceTools
+from chat_mcp_primer.workspace import McpEndpoint
+from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
+from chat_mcp_primer.workspace_mcp import CacheKey, MemoryToolCache, PrimerSettings, RemoteTool, TurnWorkspace
+
+pytestmark = pytest.mark.anyio
+
+Tags = tuple[str, ...]
+# Guards against a hang in real time only.
+GUARD_S = 60
+# Bounded real-time wait for a server thread to notice closed sockets: 10 s in 10 ms polls.
+IDLE_POLLS = 1000
+IDLE_POLL_S = 0.01
+
+# Short budgets keep each scenario to a few seconds of fake time; the waits are the same ones.
+SWEEP_SETTINGS = PrimerSettings(prepare_wait=1.0, max_wait=6.0)
+DOCS_READY_AFTER = 0.5
+
+
+# -- observing what a turn leaves behind -----------------------------------------------------------
+
+
+def count_tasks() -> int:
+    """Tasks alive in the current event loop, on asyncio or trio."""
+    if sniffio.current_async_library() == "asyncio":
+        return len(asyncio.all_tasks())
+    import trio
+
+    def subtree(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(subtree(child) for nursery in task.child_nurseries for child in nursery.child_tasks)
+
+    return subtree(trio.lowlevel.current_root_task())
+
+
+async def wait_for_no_connections(describe: str, open_connections: Callable[[], int]) -> None:
+    """A server thread notices closed sockets a moment after the client closed them: poll, bounded."""
+    for _ in range(IDLE_POLLS):
+        if open_connections() == 0:
+            return
+        await anyio.sleep(IDLE_POLL_S)
+    raise AssertionError(f"{open_connections()} connection(s) still open to {describe}")
+
+
+def sessions_left_cold(events: EventRecorder) -> list[tuple[str, str]]:
+    """Sessions still open that never listed tools: a turn must close those when it ends, however it ends
+    (sessions that did list tools are kept for the runtime's next turns)."""
+    opened: dict[tuple[str, str], int] = {}
+    for event in events.events:
+        key = (str(event.fields.get("server")), str(event.fields.get("agent_id")))
+        if event.name == "session.dialing":
+            opened[key] = opened.get(key, 0) + 1
+        elif event.name == "session.closed":
+            opened[key] -= 1
+    warm = {
+        (str(e.fields["server"]), str(e.fields["agent_id"]))
+        for e in events.named("discovery.server_listed")
+        if e.fields["tools"]
+    }
+    return [key for key, count in opened.items() if count > 0 and key not in warm]
+
+
+async def cold_sessions_after_closing(events: EventRecorder) -> list[tuple[str, str]]:
+    """`sessions_left_cold` once closing sessions had time to end: a session is closed by its owner task,
+    politely (the server is told), a moment after it was released. Polls in real time, bounded."""
+    for _ in range(IDLE_POLLS):
+        if not sessions_left_cold(events):
+            break
+        await anyio.sleep(IDLE_POLL_S)
+    return sessions_left_cold(events)
+
+
+class WatchedCache(MemoryToolCache):
+    """The library's in-memory cache, remembering every key a listing was offered for, so a test can
+    look at every entry afterwards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: set[CacheKey] = set()
+
+    async def put(self, key: CacheKey, tools: tuple[RemoteTool, ...], generation: int) -> bool:
+        self.keys.add(key)
+        return await super().put(key, tools, generation)
+
+    async def problems(self, catalogues: Mapping[str, list[str]]) -> list[str]:
+        """Entries that are empty or differ from the server's whole catalogue (``catalogues`` by server)."""
+        found = []
+        for key in sorted(self.keys, key=repr):
+            entry = await self.get(key)
+            if entry is not None and [tool.name for tool in entry] != catalogues[key.server]:
+                found.append(f"{key}: {[tool.name for tool in entry]}")
+        return found
+
+
+# -- cancelling at a wait ----------------------------------------------------------------------------
+
+
+async def record_waits(clock: MockClock, run: Callable[[], Awaitable[object]]) -> list[Tags]:
+    """Run ``run`` with every wait trapped and released at once; the distinct tags, first seen first."""
+    seen: list[Tags] = []
+    with clock.trap() as every_wait:
+        async with anyio.create_task_group() as group:
+
+            async def release_all() -> None:
+                while True:
+                    caught = await every_wait.wait()
+                    if caught.tags not in seen:
+                        seen.append(caught.tags)
+                    caught.release()
+
+            group.start_soon(release_all)
+            await run()
+            group.cancel_scope.cancel()
+    return seen
+
+
+async def cancel_at(clock: MockClock, target: Tags, run: Callable[[], Awaitable[object]]) -> bool:
+    """Run ``run``, cancelling it the first time it reaches a wait tagged exactly ``target``.
+
+    The wait is trapped, so the cancellation lands while the code is parked right there. True when the
+    wait was reached (the run was cancelled), False when the run ended without reaching it.
+    """
+    reached = False
+    turn = anyio.CancelScope()
+    with clock.trap(*target) as waits:
+        async with anyio.create_task_group() as group:
+
+            async def cancel_on_target() -> None:
+                nonlocal reached
+                while True:
+                    caught = await waits.wait()
+                    if caught.tags == target and not reached:
+                        reached = True
+                        turn.cancel()  # left trapped: the cancellation is delivered at this very wait
+                    else:
+                        caught.release()
+
+            group.start_soon(cancel_on_target)
+            with turn:
+                await run()
+            group.cancel_scope.cancel()
+    return reached
+
+
+@dataclass
+class Sweep:
+    """What went wrong at which wait; reported together, so one run shows every failing wait."""
+
+    failures: list[str] = field(default_factory=list)
+
+    def check(self, wait: Tags, condition: bool, what: str) -> None:
+        if not condition:
+            self.failures.append(f"cancelled at {wait}: {what}")
+
+    def report(self) -> None:
+        assert not self.failures, "\n".join(self.failures)
+
+
+# -- scenario 1: in-memory workspaces, real MCP servers on loopback ----------------------------------
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (yet): connections to it are refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+DOCS_TOOLS = ["search"]
+LATE_TOOLS = ["deploy"]
+READY = WorkspaceBinding("ws-1", build_id="build-1", agent_id="agent-1")
+
+
+class Provision:
+    """Stands in for create_workspace: binds the chat to a build, then reports its agent ready."""
+
+    spec = ToolSpec(name="provision", description="Create a workspace and wait for its agent.")
+
+    def __init__(self, turn: TurnWorkspace) -> None:
+        self._turn = turn
+
+    async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
+        self._turn.bind(WorkspaceBinding("ws-1", build_id="build-1"))
+        self._turn.bind(READY)
+        self._turn.agent_ready()
+        return ToolResult.json({"created": True})
+
+
+class StartLateServer:
+    """A built-in tool that starts the workspace's second MCP server, which refused connections until now."""
+
+    spec = ToolSpec(name="start_late_server", description="Start the late MCP server.")
+
+    def __init__(self, server: WorkspaceMCPServer, running: contextlib.ExitStack) -> None:
+        self._server = server
+        self._running = running
+        self._started = False
+
+    async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
+        if not self._started:  # a turn cancelled earlier may have started it already
+            self._running.enter_context(self._server)
+            self._started = True
+        return ToolResult("started")
+
+
+@dataclass
+class InMemoryWorld:
+    """One workspace with two MCP servers: ``docs`` lists tools shortly after the agent is ready; ``late``
+    refuses connections until the model starts it (so the primer probes it)."""
+
+    clock: MockClock
+    workspaces: InMemoryWorkspaces
+    docs: WorkspaceMCPServer
+    shared: bool  # the runtime is entered: sessions are shared by its turns; else each turn has its own
+
+    def runtime(
+        self, model: ScriptedModel, tools: list[Any], cache: WatchedCache, events: EventRecorder
+    ) -> ChatRuntime:
+        return ChatRuntime(
+            model,
+            backend=self.workspaces,
+            tools=tools,
+            workspace_tools=lambda turn: [Provision(turn)],
+            clock=self.clock,
+            primer=SWEEP_SETTINGS,
+            cache=cache,
+            on_event=events,
+        )
+
+    @contextlib.contextmanager
+    def late_server(self) -> Iterator[tuple[WorkspaceMCPServer, contextlib.ExitStack]]:
+        """A late server on a port that refuses connections until the model starts it; exposed by the agent."""
+        late = WorkspaceMCPServer(echo_tools(*LATE_TOOLS), name="late", port=free_port())
+        with contextlib.ExitStack() as running:
+            endpoint = McpEndpoint(server="late", url=f"http://127.0.0.1:{late.port}/mcp")
+            self.workspaces.set_agent("ws-1", "agent-1", (self.docs.endpoint(), endpoint))
+            self.docs.ready_at = self.clock.now() + DOCS_READY_AFTER
+            yield late, running
+
+    @staticmethod
+    def script() -> ScriptedModel:
+        return ScriptedModel(
+            [
+                ModelResponse(tool_calls=(call("provision"),)),
+                ModelResponse(tool_calls=(call("docs__search", '{"q": "x"}'), call("start_late_server"))),
+                ModelResponse(tool_calls=(call("late__deploy"),)),
+                ModelResponse(text="done"),
+            ]
+        )
+
+    async def turn(self, runtime: ChatRuntime, chat_id: str) -> None:
+        await runtime.run_turn(Chat(id=chat_id, owner="alice"), "provision, search, deploy")
+
+    @staticmethod
+    def offered_everything(model: ScriptedModel) -> bool:
+        return any("docs__search" in names and "late__deploy" in names for names in model.offered)
+
+    @contextlib.asynccontextmanager
+    async def opened(self, runtime: ChatRuntime) -> AsyncIterator[ChatRuntime]:
+        if self.shared:
+            async with runtime:
+                yield runtime
+        else:
+            yield runtime
+
+    async def record_waits(self, chat_id: str) -> list[Tags]:
+        """The waits one whole turn makes (not those of entering and closing the runtime)."""
+        with self.late_server() as (late, running):
+            model = self.script()
+            runtime = self.runtime(model, [StartLateServer(late, running)], WatchedCache(), EventRecorder())
+            with anyio.fail_after(GUARD_S):
+                async with self.clock.autojump(), self.opened(runtime):
+                    waits = await record_waits(self.clock, lambda: self.turn(runtime, chat_id))
+            assert self.offered_everything(model), model.offered
+        return waits
+
+    async def wait_for_no_sessions(self, late: WorkspaceMCPServer) -> None:
+        await self.docs.wait_until_idle()
+        await late.wait_until_idle()
+
+
+@pytest.fixture
+def docs_server(clock: MockClock) -> Iterator[WorkspaceMCPServer]:
+    with WorkspaceMCPServer(echo_tools(*DOCS_TOOLS), name="docs", clock=clock) as server:
+        yield server
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-sessions", "per-turn-sessions"])
+async def test_cancelling_an_in_memory_turn_at_any_wait_leaves_nothing_behind(
+    clock: MockClock, workspaces: InMemoryWorkspaces, docs_server: WorkspaceMCPServer, shared: bool
+) -> None:
+    world = InMemoryWorld(clock, workspaces, docs_server, shared)
+    catalogues = {"docs": DOCS_TOOLS, "late": LATE_TOOLS}
+    runs = iter(range(1_000))
+
+    waits = await world.record_waits(f"chat-{next(runs)}")
+    assert {("workspace-mcp", "dial", "timeout"), ("primer", "retry"), ("prepare", "wait")} <= set(waits)
+
+    sweep = Sweep()
+    for wait in waits:
+        baseline = count_tasks()
+        with world.late_server() as (late, running):
+            cache, events = WatchedCache(), EventRecorder()
+            model, next_model = world.script(), world.script()
+            runtime = world.runtime(model, [StartLateServer(late, running)], cache, events)
+            with anyio.fail_after(GUARD_S):
+                async with clock.autojump(), world.opened(runtime):
+                    before = count_tasks()
+                    reached = await cancel_at(clock, wait, partial(world.turn, runtime, f"chat-{next(runs)}"))
+                    sweep.check(wait, reached, "the rerun never reached this wait")
+                    sweep.check(wait, runtime.active_turns == 0, "the turn is still registered as running")
+                    problems = await cache.problems(catalogues)
+                    sweep.check(wait, not problems, f"the cache holds partial listings {problems}")
+                    cold = await cold_sessions_after_closing(events)
+                    sweep.check(wait, not cold, f"sessions that never listed tools are still open: {cold}")
+                    if not shared:  # the turn owned its sessions: all of them are gone with it
+                        sweep.check(wait, count_tasks() == before, f"{count_tasks() - before} task(s) left")
+                        await world.wait_for_no_sessions(late)
+                    # The next turn on the same runtime works and is offered every workspace tool.
+                    runtime.model = next_model
+                    await world.turn(runtime, f"chat-{next(runs)}")
+                    sweep.check(wait, world.offered_everything(next_model), f"next turn offered {next_model.offered}")
+            # Everything the runtime and its turns started has ended, and no connection is left open.
+            sweep.check(wait, count_tasks() == baseline, f"{count_tasks() - baseline} task(s) left after the runtime")
+            await world.wait_for_no_sessions(late)
+    sweep.report()
+
+
+# -- scenario 2: Coder over loopback (FakeCoder), the workspace tools, the app proxy ----------------
+
+COLD_START = 3.0
+CODER_TOOLS = ["search"]
+
+
+@pytest.fixture
+def fake(clock: MockClock) -> FakeCoder:
+    server = FakeMcpServer(tools=echo_tools(*CODER_TOOLS), cold_start_seconds=COLD_START)
+    return FakeCoder(
+        clock, templates=[FakeTemplate("docker", [FakeVersion("v1", agents=[FakeAgent(mcp_servers=[server])])])]
+    )
+
+
+@pytest.fixture
+def coder(fake: FakeCoder) -> Iterator[ServedFakeCoder]:
+    with serve_fake_coder(fake) as served:
+        yield served
+
+
+@dataclass
+class CoderWorld:
+    """Each turn creates a workspace (one REST call answered 503 first, so the client's backoff is among the
+    waits), waits for its build and agent, primes the MCP server behind Coder's app proxy while it
+    cold-starts, and calls its tool. Turns have their own sessions (the runtime is not entered)."""
+
+    clock: MockClock
+    fake: FakeCoder
+    coder: ServedFakeCoder
+    runs: Iterator[int] = field(default_factory=lambda: iter(range(1_000)))
+
+    def script(self) -> ScriptedModel:
+        arguments = {"template_id": self.fake.template_id("docker"), "name": f"dev-{next(self.runs)}"}
+        return ScriptedModel(
+            [
+                ModelResponse(tool_calls=(call("create_workspace", json.dumps(arguments)),)),
+                ModelResponse(tool_calls=(call("mcp__search", '{"q": "x"}'),)),
+                ModelResponse(text="done"),
+            ]
+        )
+
+    @staticmethod
+    def offered_the_tools(model: ScriptedModel) -> bool:
+        return model.first_step_offering(lambda name: name == "mcp__search") == 1
+
+    def client(self) -> CoderClient:
+        return CoderClient(self.coder.url, self.coder.token, clock=self.clock)
+
+    def runtime(self, client: CoderClient, model: ScriptedModel, cache: WatchedCache) -> ChatRuntime:
+        backend = CoderBackend(client)
+        tools = CoderWorkspaceTools(backend)
+        return ChatRuntime(model, backend=backend, workspace_tools=tools, clock=self.clock, cache=cache)
+
+    async def turn(self, runtime: ChatRuntime) -> None:
+        self.fake.fail_requests(1, status=503)
+        await runtime.run_turn(Chat(id=f"chat-{next(self.runs)}", owner="alice"), "set up a workspace and search")
+
+    async def record_waits(self) -> list[Tags]:
+        async with self.client() as client:
+            model = self.script()
+            runtime = self.runtime(client, model, WatchedCache())
+            with anyio.fail_after(GUARD_S):
+                async with self.clock.autojump():
+                    waits = await record_waits(self.clock, lambda: self.turn(runtime))
+        assert self.offered_the_tools(model), model.offered
+        return waits
+
+
+async def test_cancelling_a_coder_turn_at_any_wait_leaves_nothing_behind(
+    clock: MockClock, fake: FakeCoder, coder: ServedFakeCoder
+) -> None:
+    world = CoderWorld(clock, fake, coder)
+    waits = await world.record_waits()
+    assert {("coder", "build-poll"), ("coder", "retry"), ("workspace-mcp", "call", "timeout")} <= set(waits)
+
+    sweep = Sweep()
+    for wait in waits:
+        baseline = count_tasks()
+        async with world.client() as client:
+            cache = WatchedCache()
+            model, next_model = world.script(), world.script()
+            runtime = world.runtime(client, model, cache)
+            with anyio.fail_after(GUARD_S):
+                async with clock.autojump():
+                    before = count_tasks()
+                    reached = await cancel_at(clock, wait, partial(world.turn, runtime))
+                    sweep.check(wait, reached, "the rerun never reached this wait")
+                    sweep.check(wait, runtime.active_turns == 0, "the turn is still registered as running")
+                    sweep.check(wait, count_tasks() == before, f"{count_tasks() - before} task(s) left")
+                    problems = await cache.problems({"mcp": CODER_TOOLS})
+                    sweep.check(wait, not problems, f"the cache holds partial listings {problems}")
+                    runtime.model = next_model
+                    await world.turn(runtime)
+                    sweep.check(wait, world.offered_the_tools(next_model), f"next turn offered {next_model.offered}")
+        sweep.check(wait, count_tasks() == baseline, f"{count_tasks() - baseline} task(s) left after the runtime")
+        await wait_for_no_connections("the fake Coder", lambda: coder.open_connections)
+    sweep.report()
+
+
+def library_wait_tags() -> dict[str, Tags]:
+    """Every ``*_TAGS`` constant of the library (the CLI's demo and the testing helpers aside)."""
+    found: dict[str, Tags] = {}
+    for module_info in pkgutil.walk_packages(chat_mcp_primer.__path__, "chat_mcp_primer."):
+        if module_info.name.startswith(("chat_mcp_primer.cli", "chat_mcp_primer.testing", "chat_mcp_primer.__main__")):
+            continue
+        module = importlib.import_module(module_info.name)
+        for name, value in vars(module).items():
+            if name.endswith("_TAGS") and isinstance(value, tuple):
+                found[name if value not in found.values() else f"{module_info.name}.{name}"] = value
+    return found
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # which waits exist does not depend on the backend
+async def test_every_tagged_wait_of_the_library_is_swept(
+    clock: MockClock,
+    workspaces: InMemoryWorkspaces,
+    docs_server: WorkspaceMCPServer,
+    fake: FakeCoder,
+    coder: ServedFakeCoder,
+) -> None:
+    """A new kind of wait must be reached by one of the scenarios above, or this fails until one does."""
+    swept = [
+        *await InMemoryWorld(clock, workspaces, docs_server, shared=False).record_waits("chat-coverage"),
+        *await CoderWorld(clock, fake, coder).record_waits(),
+    ]
+    constants = library_wait_tags()
+    assert len(constants) >= 13  # the walk finds the constants at all
+    missed = {name: tags for name, tags in constants.items() if not any(set(tags) <= set(wait) for wait in swept)}
+    assert not missed
