@@ -33,6 +33,18 @@ ToolsChanged = Callable[[CacheKey], Awaitable[None]]
 CLOSE_TAGS = ("workspace-mcp", "close")
 
 
+# What the JSON-RPC codes the SDK reports for transport-level faults mean to an operator. Server-sent
+# messages are never repeated (they are not ours to vouch for).
+_MCP_ERRORS = {
+    mcp_types.PARSE_ERROR: "the server's answer was not valid JSON-RPC",
+    mcp_types.INVALID_REQUEST: "session terminated or request refused",
+    mcp_types.METHOD_NOT_FOUND: "not found",
+    mcp_types.INTERNAL_ERROR: "the server answered with an HTTP error",
+    mcp_types.CONNECTION_CLOSED: "connection closed",
+    mcp_types.REQUEST_TIMEOUT: "request timed out",
+}
+
+
 class SessionError(Exception):
     """A workspace MCP session could not be opened or was lost. The text names the server, no secrets."""
 
@@ -56,7 +68,8 @@ def describe_failure(exc: BaseException) -> str:
         return f"HTTP failure ({type(exc).__name__})"
     code = getattr(getattr(exc, "error", None), "code", None)
     if isinstance(code, int):
-        return f"MCP error {code}"
+        meaning = _MCP_ERRORS.get(code)
+        return f"MCP error {code} ({meaning})" if meaning else f"MCP error {code}"
     if isinstance(exc, TimeoutError):
         return "timed out"
     return type(exc).__name__
@@ -88,6 +101,11 @@ class McpSession:
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
+
+    @property
+    def closing(self) -> bool:
+        """True once asked to close: no new request should be sent through it."""
+        return self._close_requested.is_set()
 
     @property
     def is_open(self) -> bool:
@@ -237,7 +255,7 @@ class McpSessions:
             raise RuntimeError("McpSessions is not entered")
         self.reap_idle()
         session = self._sessions.get(key)
-        if session is None or session.closed or session.endpoint != endpoint:
+        if session is None or session.closed or session.closing or session.endpoint != endpoint:
             if session is not None:
                 session.close()
             session = McpSession(key, endpoint, self._on_tools_changed, self._clock.now())
