@@ -94,10 +94,11 @@ class WorkspaceMCPServer:
         now = self.clock.now() if self.clock is not None else 0.0
         return now >= self.ready_at
 
-    def _listed(self) -> list[mcp_types.Tool]:
+    @staticmethod
+    def _listed(tools: Sequence[ToolDef]) -> list[mcp_types.Tool]:
         return [
             mcp_types.Tool(name=tool.name, description=tool.description, input_schema=tool.input_schema)
-            for tool in self.tools
+            for tool in tools
         ]
 
     async def _list_tools(self, ctx: Any, params: mcp_types.PaginatedRequestParams | None) -> mcp_types.ListToolsResult:
@@ -109,14 +110,15 @@ class WorkspaceMCPServer:
             raise RuntimeError("listing failed on purpose")
         if not self._ready():
             return mcp_types.ListToolsResult(tools=[])
-        tools = self._listed()
+        tools = self.tools
         if self.cursor_loop:
-            return mcp_types.ListToolsResult(tools=tools[:1], next_cursor="again")
+            return mcp_types.ListToolsResult(tools=self._listed(tools[:1]), next_cursor="again")
         if self.page_size is None:
-            return mcp_types.ListToolsResult(tools=tools)
+            return mcp_types.ListToolsResult(tools=self._listed(tools))
         start = int(params.cursor) if params is not None and params.cursor else 0
         end = start + self.page_size
-        return mcp_types.ListToolsResult(tools=tools[start:end], next_cursor=str(end) if end < len(tools) else None)
+        page = self._listed(tools[start:end])
+        return mcp_types.ListToolsResult(tools=page, next_cursor=str(end) if end < len(tools) else None)
 
     async def _call_tool(self, ctx: Any, params: mcp_types.CallToolRequestParams) -> mcp_types.CallToolResult:
         with self._lock:
