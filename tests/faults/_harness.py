@@ -102,6 +102,7 @@ async def run_fault_turn(
     *,
     settings: PrimerSettings | None = None,
     expire: Callable[[tuple[str, ...]], bool] | None = None,
+    events: EventRecorder | None = None,
 ) -> FaultTurn:
     """One whole turn: step 0 provisions the workspace (the primer starts), then the model plays ``then``.
 
@@ -111,7 +112,7 @@ async def run_fault_turn(
     settings = settings or FAULT_SETTINGS
     workspaces = InMemoryWorkspaces()
     workspaces.set_agent(WORKSPACE, AGENT, tuple(endpoints))
-    events = EventRecorder()
+    events = events or EventRecorder()
     cache = MemoryToolCache()
     model = ScriptedModel([ModelResponse(tool_calls=(call("provision"),)), *then])
     runtime = ChatRuntime(

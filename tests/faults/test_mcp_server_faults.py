@@ -9,7 +9,8 @@ and (with the `leaks` fixture) that no socket, task or MCP session was left behi
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -26,11 +27,13 @@ SETTINGS = PrimerSettings()
 UNKNOWN = "unknown tool 'docs__search'; call one of the tools you were offered"
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on: connections to it are refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback port bound but not listening, held for the block: connections to it are refused, and no
+    other process on the machine can start listening there meanwhile (as a port merely found free could)."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield int(bound.getsockname()[1])
 
 
 def held(faults: McpFaults, *waits: str) -> Callable[[tuple[str, ...]], bool]:
@@ -110,8 +113,9 @@ async def test_a_server_that_never_lists_costs_the_budget_once_and_caches_nothin
 
 
 async def test_a_refused_connection_costs_the_budget_once_and_caches_nothing(clock: MockClock) -> None:
-    endpoint = McpEndpoint(server="docs", url=f"http://127.0.0.1:{free_port()}/mcp")
-    turn = await run_fault_turn(clock, [endpoint], calls(clock, "docs__search"))
+    with refusing_port() as port:
+        endpoint = McpEndpoint(server="docs", url=f"http://127.0.0.1:{port}/mcp")
+        turn = await run_fault_turn(clock, [endpoint], calls(clock, "docs__search"))
     assert_never_offered(turn)
     reasons = {event.fields["reason"] for event in turn.events.named("discovery.server_failed")}
     assert reasons == {"connection refused or unreachable"}

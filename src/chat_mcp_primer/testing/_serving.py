@@ -89,6 +89,10 @@ class LoopbackServer:
             reset = threading.Event()
 
             def reset_connections() -> None:
+                # Stop listening in the same instant, as a dead process does: a client that sees its
+                # connection reset and dials again is refused, never served by a half-dead server.
+                for listener in self._server.servers:
+                    listener.close()
                 for connection in list(self._server.server_state.connections):
                     transport = getattr(connection, "transport", None)
                     sock = transport.get_extra_info("socket") if transport is not None else None
