@@ -157,7 +157,7 @@ class WorkspaceMCPServer:
         return len(getattr(server.session_manager, "_server_instances", ()))
 
     async def wait_until_idle(self) -> None:
-        """Wait until no connection is open to this server.
+        """Wait until no connection and no MCP session is open to this server.
 
         The server notices a closed socket in its own thread a moment after the client closed it, so
         this polls (in real time, bounded) instead of asserting at once.
