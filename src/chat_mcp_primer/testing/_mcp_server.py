@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import mcp_types
 from mcp.server import Server
+from starlette.types import ASGIApp
 
 from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.testing._serving import LoopbackServer
@@ -46,9 +47,12 @@ class WorkspaceMCPServer:
 
     ``port`` picks the loopback port (default: any free one), e.g. to start the server where a client
     has already been refused. ``tls_files`` (a PEM certificate file and its key file) serves HTTPS.
+    ``middleware`` wraps the MCP app, for faults a real server cannot be asked to make (HTTP errors,
+    malformed bodies, answers held back); it must pass lifespan events through, as the app's lifespan
+    runs the MCP session manager. `kill` stops it like a killed process.
 
     Calling a tool answers with a text naming the tool and its arguments. Counters (``list_calls``,
-    ``call_calls``, `open_connections`) let tests assert what the client did.
+    ``call_calls``, `open_connections`, `open_sessions`) let tests assert what the client did.
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class WorkspaceMCPServer:
         on_call: Callable[[str, dict[str, Any]], mcp_types.CallToolResult] | None = None,
         port: int = 0,
         tls_files: tuple[str, str] | None = None,
+        middleware: Callable[[ASGIApp], ASGIApp] | None = None,
     ) -> None:
         self.tools = list(tools)
         self.name = name
@@ -77,10 +82,12 @@ class WorkspaceMCPServer:
         self.on_call = on_call
         self.port = port
         self.tls_files = tls_files
+        self.middleware = middleware
         self.list_calls = 0
         self.call_calls = 0
         self._lock = threading.Lock()
         self._serving: LoopbackServer | None = None
+        self._server: Server[Any] | None = None
 
     # -- behaviour ---------------------------------------------------------------------------------
 
@@ -90,10 +97,11 @@ class WorkspaceMCPServer:
         now = self.clock.now() if self.clock is not None else 0.0
         return now >= self.ready_at
 
-    def _listed(self) -> list[mcp_types.Tool]:
+    @staticmethod
+    def _listed(tools: Sequence[ToolDef]) -> list[mcp_types.Tool]:
         return [
             mcp_types.Tool(name=tool.name, description=tool.description, input_schema=tool.input_schema)
-            for tool in self.tools
+            for tool in tools
         ]
 
     async def _list_tools(self, ctx: Any, params: mcp_types.PaginatedRequestParams | None) -> mcp_types.ListToolsResult:
@@ -105,14 +113,15 @@ class WorkspaceMCPServer:
             raise RuntimeError("listing failed on purpose")
         if not self._ready():
             return mcp_types.ListToolsResult(tools=[])
-        tools = self._listed()
+        tools = self.tools
         if self.cursor_loop:
-            return mcp_types.ListToolsResult(tools=tools[:1], next_cursor="again")
+            return mcp_types.ListToolsResult(tools=self._listed(tools[:1]), next_cursor="again")
         if self.page_size is None:
-            return mcp_types.ListToolsResult(tools=tools)
+            return mcp_types.ListToolsResult(tools=self._listed(tools))
         start = int(params.cursor) if params is not None and params.cursor else 0
         end = start + self.page_size
-        return mcp_types.ListToolsResult(tools=tools[start:end], next_cursor=str(end) if end < len(tools) else None)
+        page = self._listed(tools[start:end])
+        return mcp_types.ListToolsResult(tools=page, next_cursor=str(end) if end < len(tools) else None)
 
     async def _call_tool(self, ctx: Any, params: mcp_types.CallToolRequestParams) -> mcp_types.CallToolResult:
         with self._lock:
@@ -128,7 +137,9 @@ class WorkspaceMCPServer:
 
     def _app(self) -> Any:
         server = Server(name=self.name, on_list_tools=self._list_tools, on_call_tool=self._call_tool)
-        return server.streamable_http_app(streamable_http_path="/mcp")
+        app = server.streamable_http_app(streamable_http_path="/mcp")
+        self._server = server
+        return app if self.middleware is None else self.middleware(app)
 
     @property
     def url(self) -> str:
@@ -140,17 +151,27 @@ class WorkspaceMCPServer:
     def open_connections(self) -> int:
         return self._serving.open_connections if self._serving is not None else 0
 
+    @property
+    def open_sessions(self) -> int:
+        """MCP sessions the server holds (older protocol era; 2026-era requests carry no session)."""
+        server = self._server
+        if server is None or self._serving is None:
+            return 0
+        return len(getattr(server.session_manager, "_server_instances", ()))
+
     async def wait_until_idle(self) -> None:
-        """Wait until no connection is open to this server.
+        """Wait until no connection and no MCP session is open to this server.
 
         The server notices a closed socket in its own thread a moment after the client closed it, so
         this polls (in real time, bounded) instead of asserting at once.
         """
         for _ in range(_IDLE_POLLS):
-            if self.open_connections == 0:
+            if self.open_connections == 0 and self.open_sessions == 0:
                 return
             await anyio.sleep(_IDLE_POLL_S)
-        raise AssertionError(f"{self.open_connections} connection(s) still open to {self.name!r}")
+        raise AssertionError(
+            f"{self.open_connections} connection(s) and {self.open_sessions} session(s) still open to {self.name!r}"
+        )
 
     def endpoint(self, server: str | None = None) -> McpEndpoint:
         """How a workspace would expose this server: an endpoint named ``server`` (default its name)."""
@@ -159,6 +180,13 @@ class WorkspaceMCPServer:
     def start(self) -> WorkspaceMCPServer:
         self._serving = LoopbackServer(self._app, port=self.port, tls_files=self.tls_files).start()
         return self
+
+    def kill(self) -> None:
+        """Stop at once, like a killed process: open connections are reset, requests in flight never
+        answered, and the port refuses connections from now on."""
+        if self._serving is not None:
+            self._serving.kill()
+            self._serving = None
 
     def stop(self) -> None:
         if self._serving is not None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -187,15 +187,18 @@ class MockClock:
             self._traps.remove(trap)
             trap.close()
 
-    def autojump(self) -> _Autojump:
+    def autojump(self, *, expire: Callable[[tuple[str, ...]], bool] | None = None) -> _Autojump:
         """``async with clock.autojump():`` jump to the next deadline whenever every task is blocked.
 
         For end-to-end tests: time flies through polls, pauses and budgets. It never moves while a wait
         bounded by a timeout (a sleep tagged ``"timeout"`` by `run_with_timeout`) is in flight: a task
         blocked on real I/O to a loopback server looks idle, and neither its timeout nor any other timer
-        may fire just because the I/O takes real time. A test of a timeout advances the clock itself.
+        may fire just because the I/O takes real time. A test of a timeout advances the clock itself, or
+        passes ``expire``: it is asked, with the tags of each timeout in flight, whether that wait is one
+        the test knows will never end by itself (a server holding the request forever); such timeouts
+        do not hold time back, and are jumped to like any other deadline.
         """
-        return _Autojump(self)
+        return _Autojump(self, expire)
 
     async def wait_for_sleeper(self, *tags: str) -> None:
         """Return once a sleep tagged with all of ``tags`` is pending, its deadline armed.
@@ -215,22 +218,34 @@ class MockClock:
             self._sleepers_changed = anyio.Event()
         await self._sleepers_changed.wait()
 
-    async def _jump_when_idle(self) -> None:
+    async def _jump_when_idle(self, expire: Callable[[tuple[str, ...]], bool] | None) -> None:
         while True:
             await _all_tasks_blocked()
-            io_in_flight = any(TIMEOUT_TAG in sleeper.tags for sleeper in self._sleepers)
+            io_in_flight = any(
+                TIMEOUT_TAG in sleeper.tags and not (expire is not None and expire(sleeper.tags))
+                for sleeper in self._sleepers
+            )
             if self._sleepers and not io_in_flight:
                 await self.advance_next()
             else:
                 # Nothing to jump to, or a wait bounded by a timeout is in flight (real I/O, typically):
-                # moving time now would make the outcome depend on how fast that I/O is.
-                await self._sleepers_change()
+                # moving time now would make the outcome depend on how fast that I/O is. Whether such a
+                # wait may expire can change in another thread (a server starts holding the request), so
+                # with ``expire`` look again shortly even if no sleeper changes.
+                if expire is not None and io_in_flight:
+                    with anyio.move_on_after(_EXPIRE_POLL_S):
+                        await self._sleepers_change()
+                else:
+                    await self._sleepers_change()
 
 
 # anyio's wait_all_tasks_blocked on asyncio re-checks every 100 ms, which makes an autojumping test
 # crawl; polling at 1 ms, after a few bare checkpoints, finds the idle moment promptly without spinning.
 _IDLE_CHECKPOINTS = 20
 _IDLE_POLL_S = 0.001
+# How often autojump asks ``expire`` again while only timeouts are pending: real time for another
+# thread (a server) to reach the state the test waits for.
+_EXPIRE_POLL_S = 0.005
 
 
 async def _all_tasks_blocked() -> None:
@@ -264,13 +279,14 @@ def _blocked(task: asyncio.Task[object]) -> bool:
 
 
 class _Autojump:
-    def __init__(self, clock: MockClock) -> None:
+    def __init__(self, clock: MockClock, expire: Callable[[tuple[str, ...]], bool] | None) -> None:
         self._clock = clock
+        self._expire = expire
         self._tasks = BackgroundTasks()
 
     async def __aenter__(self) -> MockClock:
         await self._tasks.__aenter__()
-        self._tasks.start_soon(self._clock._jump_when_idle)
+        self._tasks.start_soon(self._clock._jump_when_idle, self._expire)
         return self._clock
 
     async def __aexit__(

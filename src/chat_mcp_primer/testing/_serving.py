@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -53,6 +54,7 @@ class LoopbackServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=f"loopback-server-{self.port}", daemon=True)
         self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def base_url(self) -> str:
@@ -64,8 +66,12 @@ class LoopbackServer:
         return len(self._server.server_state.connections)
 
     def _run(self) -> None:
+        async def serve() -> None:
+            self._loop = asyncio.get_running_loop()
+            await self._server.serve(sockets=[self._socket])
+
         try:
-            asyncio.run(self._server.serve(sockets=[self._socket]))
+            asyncio.run(serve())
         except BaseException as exc:  # reported by start()/stop() in the test's thread
             self._failure = exc
 
@@ -86,6 +92,36 @@ class LoopbackServer:
         self._server.should_exit = True
         self._thread.join(timeout=_STARTUP_TIMEOUT_S)
         self._socket.close()
+
+    def kill(self) -> None:
+        """Stop at once, as a killed process would: every open connection is reset (TCP RST, no answer to
+        requests in flight), then the port closes and further connections are refused."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            reset = threading.Event()
+
+            def reset_connections() -> None:
+                # Stop listening in the same instant, as a dead process does: a client that sees its
+                # connection reset and dials again is refused, never served by a half-dead server.
+                for listener in self._server.servers:
+                    listener.close()
+                for connection in list(self._server.server_state.connections):
+                    transport = getattr(connection, "transport", None)
+                    sock = transport.get_extra_info("socket") if transport is not None else None
+                    if sock is not None:
+                        # Linger on with a zero timeout: closing sends RST instead of FIN.
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    if transport is not None:
+                        transport.abort()
+                reset.set()
+
+            try:
+                loop.call_soon_threadsafe(reset_connections)
+            except RuntimeError:  # the loop closed meanwhile: nothing left to reset
+                reset.set()
+            reset.wait(_STARTUP_TIMEOUT_S)
+        self._server.force_exit = True
+        self.stop()
 
     def __enter__(self) -> LoopbackServer:
         return self.start()

@@ -82,7 +82,7 @@ class Discovery:
     others are dialled (within ``dial_timeout``) and listed in full (within ``discovery_timeout``),
     concurrently. Concurrent attempts for the same (workspace, agent, server), from any number of chats,
     share one listing in flight. Only non-empty, complete listings are cached, under the generation read
-    before the fetch started.
+    before the fetch started; one overtaken by an invalidation is returned to its callers but not cached.
     """
 
     def __init__(
@@ -186,8 +186,10 @@ class Discovery:
         if tools:
             session.warm = True
         if tools and not await self._cache.put(key, tools, generation):
-            # Invalidated while we listed (list_changed, a new agent): this listing may already be old.
+            # Invalidated while we listed (list_changed, a new agent): this listing may already be old, so
+            # it is not cached. It is still the newest the server gave, so this attempt offers it: during
+            # a storm of list_changed every listing is overtaken, and offering none would hide every tool.
             self._events.emit("discovery.stale_listing_dropped", server=endpoint.server, agent_id=key.agent_id)
-            return ()
+            return tools
         self._events.emit("discovery.server_listed", server=endpoint.server, agent_id=key.agent_id, tools=len(tools))
         return tools

@@ -22,20 +22,28 @@ class RemoteTool:
     input_schema: Mapping[str, Any]
 
 
-def _schema_problem(schema: Mapping[str, Any], max_bytes: int) -> str | None:
+def _schema_problem(schema: Mapping[str, Any], max_bytes: int, checked: dict[str, str | None]) -> str | None:
+    """What makes ``schema`` unusable, or None. ``checked`` remembers the verdicts of one listing by
+    serialised schema: servers often give many tools the same schema, and a check costs about a
+    millisecond (a 10,000-tool listing would otherwise spend seconds here)."""
     if schema.get("type") != "object":
         return "input schema is not of type object"
     try:
-        size = len(json.dumps(schema))
+        serialised = json.dumps(schema, sort_keys=True)
     except (TypeError, ValueError):
         return "input schema is not JSON"
-    if size > max_bytes:
-        return f"input schema is {size} bytes, over the {max_bytes} byte limit"
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(dict(schema))
-    except jsonschema.SchemaError as exc:
-        return f"input schema is invalid: {exc.message[:200]}"
-    return None
+    if serialised in checked:
+        return checked[serialised]
+    problem: str | None = None
+    if len(serialised) > max_bytes:
+        problem = f"input schema is {len(serialised)} bytes, over the {max_bytes} byte limit"
+    else:
+        try:
+            jsonschema.validators.validator_for(schema).check_schema(dict(schema))
+        except jsonschema.SchemaError as exc:
+            problem = f"input schema is invalid: {exc.message[:200]}"
+    checked[serialised] = problem
+    return problem
 
 
 def clean_listing(
@@ -48,6 +56,7 @@ def clean_listing(
     """
     kept: list[RemoteTool] = []
     seen: set[str] = set()
+    checked: dict[str, str | None] = {}
     for tool in listed:
         name = tool.name
         if not name or not name.strip():
@@ -56,7 +65,7 @@ def clean_listing(
         if name in seen:
             events.emit("discovery.tool_skipped", server=server, tool=name, reason="duplicate name")
             continue
-        problem = _schema_problem(tool.input_schema, settings.max_schema_bytes)
+        problem = _schema_problem(tool.input_schema, settings.max_schema_bytes, checked)
         if problem is not None:
             events.emit("discovery.tool_skipped", server=server, tool=name, reason=problem)
             continue

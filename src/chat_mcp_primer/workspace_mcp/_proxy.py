@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -14,6 +15,16 @@ from chat_mcp_primer.workspace_mcp._listing import RemoteTool
 from chat_mcp_primer.workspace_mcp._sessions import McpSession, describe_failure
 
 CALL_TAGS = ("workspace-mcp", "call")
+# A call refused because the server ended the session is made once more on a new session; never more,
+# so a server that keeps ending sessions cannot hold a call in a loop.
+_CALL_TRIES = 2
+
+
+def _error_code(exc: BaseException) -> int | None:
+    """The JSON-RPC code of an MCP error, or None. INVALID_REQUEST is how the SDK reports a 404 for the
+    session (older protocol era): the server ended the session and never saw the call."""
+    code = getattr(getattr(exc, "error", None), "code", None)
+    return code if isinstance(code, int) else None
 
 
 def convert_result(result: mcp_types.CallToolResult) -> ToolResult:
@@ -62,24 +73,32 @@ class WorkspaceMcpTool:
         self._call_timeout = call_timeout
 
     async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
-        try:
-            session = await self._open_session()
-        except Exception as exc:
-            return ToolResult.error(
-                f"workspace connection failed: {describe_failure(exc)}. "
-                "The workspace agent may still be starting; try again shortly."
-            )
-
-        async def call_remote() -> mcp_types.CallToolResult:
-            return await session.call_tool(self.remote.name, dict(arguments))
-
-        try:
-            result = await run_with_timeout(self._clock, self._call_timeout, call_remote, *CALL_TAGS)
-        except TimeoutError:
-            return ToolResult.error(f"workspace tool {self.spec.name!r} did not answer within {self._call_timeout:g} s")
-        except Exception as exc:
-            return ToolResult.error(f"workspace tool {self.spec.name!r} failed: {describe_failure(exc)}")
-        return convert_result(result)
+        """Call the tool through the agent's session. A session the server says it terminated is redialled
+        and the call made once more (the server refused it unseen); any other broken session is closed so
+        the next call dials afresh, but the call is not repeated (it may have run)."""
+        for attempt in range(_CALL_TRIES):
+            try:
+                session = await self._open_session()
+            except Exception as exc:
+                return ToolResult.error(
+                    f"workspace connection failed: {describe_failure(exc)}. "
+                    "The workspace agent may still be starting; try again shortly."
+                )
+            call_remote = functools.partial(session.call_tool, self.remote.name, dict(arguments))
+            try:
+                result = await run_with_timeout(self._clock, self._call_timeout, call_remote, *CALL_TAGS)
+            except TimeoutError:
+                return ToolResult.error(
+                    f"workspace tool {self.spec.name!r} did not answer within {self._call_timeout:g} s"
+                )
+            except Exception as exc:
+                if _error_code(exc) != mcp_types.INVALID_PARAMS:  # not the arguments: the session is suspect
+                    session.close()
+                if _error_code(exc) == mcp_types.INVALID_REQUEST and attempt + 1 < _CALL_TRIES:
+                    continue
+                return ToolResult.error(f"workspace tool {self.spec.name!r} failed: {describe_failure(exc)}")
+            return convert_result(result)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def __repr__(self) -> str:
         return f"WorkspaceMcpTool({self.spec.name!r} -> {self.remote.server}/{self.remote.name})"

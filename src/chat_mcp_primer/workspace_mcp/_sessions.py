@@ -42,6 +42,18 @@ def shared_tls_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
+# What the JSON-RPC codes the SDK reports for transport-level faults mean to an operator. Server-sent
+# messages are never repeated (they are not ours to vouch for).
+_MCP_ERRORS = {
+    mcp_types.PARSE_ERROR: "the server's answer was not valid JSON-RPC",
+    mcp_types.INVALID_REQUEST: "session terminated or request refused",
+    mcp_types.METHOD_NOT_FOUND: "not found",
+    mcp_types.INTERNAL_ERROR: "the server answered with an HTTP error",
+    mcp_types.CONNECTION_CLOSED: "connection closed",
+    mcp_types.REQUEST_TIMEOUT: "request timed out",
+}
+
+
 class SessionError(Exception):
     """A workspace MCP session could not be opened or was lost. The text names the server, no secrets."""
 
@@ -78,7 +90,8 @@ def describe_failure(exc: BaseException) -> str:
         return f"HTTP failure ({type(exc).__name__})"
     code = getattr(getattr(exc, "error", None), "code", None)
     if isinstance(code, int):
-        return f"MCP error {code}"
+        meaning = _MCP_ERRORS.get(code)
+        return f"MCP error {code} ({meaning})" if meaning else f"MCP error {code}"
     if isinstance(exc, TimeoutError):
         return "timed out"
     return type(exc).__name__
@@ -112,6 +125,11 @@ class McpSession:
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
+
+    @property
+    def closing(self) -> bool:
+        """True once asked to close: no new request should be sent through it."""
+        return self._close_requested.is_set()
 
     @property
     def is_open(self) -> bool:
@@ -280,7 +298,7 @@ class McpSessions:
             raise SessionError(key.server, reason)
         self.reap_idle()
         session = self._sessions.get(key)
-        if session is None or session.closed or session.endpoint != endpoint:
+        if session is None or session.closed or session.closing or session.endpoint != endpoint:
             if session is not None:
                 session.close()
             session = McpSession(key, endpoint, self._on_tools_changed, self._clock.now())

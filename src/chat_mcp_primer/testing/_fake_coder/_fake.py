@@ -17,6 +17,7 @@ from chat_mcp_primer.testing._fake_coder._app import build_app
 from chat_mcp_primer.testing._fake_coder._body import name_is_valid
 from chat_mcp_primer.testing._fake_coder._config import FakeTemplate, FakeVersion
 from chat_mcp_primer.testing._fake_coder._faults import BuildFault
+from chat_mcp_primer.testing._fake_coder._operations import cancel_build
 from chat_mcp_primer.testing._fake_coder._params import resolve_parameters
 from chat_mcp_primer.testing._fake_coder._records import (
     BuildFailure,
@@ -296,6 +297,23 @@ class FakeCoder:
         """The next ``count`` API requests (to ``route`` only, if given) get 429 with ``Retry-After``."""
         with self._state.lock:
             self._state.faults.add_rate_limits(count, retry_after_seconds, route)
+
+    def drop_connections(self, count: int, *, route: str | None = None) -> None:
+        """The next ``count`` API requests (to ``route`` only, if given) have their connection cut midway
+        through the answer, as when a load balancer or a Coder replica restarts."""
+        with self._state.lock:
+            self._state.faults.add_dropped_connections(count, route)
+
+    def cancel_latest_build(self, workspace: str, *, owner: str = "alice") -> None:
+        """Cancel the workspace's latest build now, as someone would from the dashboard: a pending job is
+        canceled at once, a running one reads ``canceling`` until the provisioner acknowledges it.
+        Raises `ValueError` when the build has already completed or was canceled."""
+        with self._state.lock:
+            build = self._workspace(workspace, owner).latest_build
+            try:
+                cancel_build(self._state, self._state.admin, build, expect_status="")
+            except ApiError as exc:
+                raise ValueError(exc.message) from None
 
     def revoke_token(self, token: str | None = None) -> None:
         """Revoke a session token (default: `token`); requests with it get 401 from then on."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from chat_mcp_primer.testing._fake_coder._records import BuildFailure
 from chat_mcp_primer.testing._fake_coder._wire import json_response
@@ -26,6 +27,23 @@ _RATE_LIMIT_WINDOW = "1m0s"
 _FIRST_SERVER_ERROR = 500
 _LAST_SERVER_ERROR = 599
 RATE_LIMITED = 429
+# A status no response of ours carries: marks a burst of connections cut before the answer is complete.
+DROPPED = 0
+# The length a cut answer announces, longer than the little it sends.
+_CUT_ANSWER_LENGTH = 64
+
+
+class _CutAnswer(Response):
+    """Starts an answer and stops midway; the server then closes the connection, as happens when a load
+    balancer or a Coder replica restarts. The client sees the connection drop before the answer ends."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200, media_type="application/json")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(_CUT_ANSWER_LENGTH).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"message": ', "more_body": True})
 
 
 @dataclass(slots=True)
@@ -39,6 +57,8 @@ class _ResponseFault:
         return self.route is None or self.route == route
 
     def response(self) -> Response:
+        if self.status == DROPPED:
+            return _CutAnswer()
         if self.status == RATE_LIMITED:
             headers = {"retry-after": str(self.retry_after_seconds or 0)}
             message = (
@@ -73,6 +93,9 @@ class Faults:
         if retry_after_seconds < 0:
             raise ValueError("Retry-After is a number of seconds >= 0")
         self._add(_ResponseFault(RATE_LIMITED, count, route, retry_after_seconds))
+
+    def add_dropped_connections(self, count: int, route: str | None) -> None:
+        self._add(_ResponseFault(DROPPED, count, route, None))
 
     def _add(self, fault: _ResponseFault) -> None:
         if fault.remaining < 1:
