@@ -16,15 +16,23 @@ class BackgroundTasks:
     so code that hosts background work keeps its own error contract.
     """
 
-    __slots__ = ("_group",)
+    __slots__ = ("_group", "_running")
 
     def __init__(self) -> None:
         self._group: anyio.abc.TaskGroup | None = None
+        self._running = 0
 
     def start_soon(self, function: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         if self._group is None:
             raise RuntimeError("background tasks can only start inside the owner's async with block")
-        self._group.start_soon(function, *args)
+        self._running += 1  # counted from now: a task not started yet must still be cancelled on exit
+        self._group.start_soon(self._run, function, args)
+
+    async def _run(self, function: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]) -> None:
+        try:
+            await function(*args)
+        finally:
+            self._running -= 1
 
     async def __aenter__(self) -> BackgroundTasks:
         group = anyio.create_task_group()
@@ -40,5 +48,6 @@ class BackgroundTasks:
     ) -> None:
         group, self._group = self._group, None
         assert group is not None
-        group.cancel_scope.cancel()
+        if self._running:  # cancelling is not free (anyio describes the cancelling task): only when needed
+            group.cancel_scope.cancel()
         await group.__aexit__(None, None, None)

@@ -186,11 +186,13 @@ class TurnWorkspace:
                 self.primer_reports.append(report)
                 if ended is self._primer_ended:
                     self._primer_report = report
-        finally:
-            ended.set()
-            hold = self._hold
-            if hold is not None and hold[0] is ended:
-                hold[1].cancel()  # a step held for this primer goes on now
+        except BaseException:
+            ended.set()  # the turn is ending: a step held for this primer ends with it
+            raise
+        ended.set()
+        hold = self._hold
+        if hold is not None and hold[0] is ended:
+            hold[1].cancel()  # a step held for this primer goes on now
 
     async def _signalled_primer(self) -> PrimerReport:
         """Run the primer with, for the primed strategy, the signals that end its pauses early: workspace
@@ -280,24 +282,24 @@ class TurnWorkspace:
             return
         self._waited_for = ended
         self._events.emit("prepare.waiting_for_primer", chat_id=self.chat_id)
-        async with anyio.create_task_group() as group:
-            # Ended by whichever comes first: the primer's end (`_prime` cancels this scope), the bound,
-            # or tools found by the step's own polling. One timer task; the polling runs in this task.
-            self._hold = (ended, group.cancel_scope)
-
-            async def wait_is_over() -> None:
-                await self._clock.sleep(self._settings.prepare_wait, *PREPARE_WAIT_TAGS)
-                group.cancel_scope.cancel()
-
-            group.start_soon(wait_is_over)
+        assert self._primers is not None
+        with anyio.CancelScope() as held:
+            # Ended by whichever comes first: the primer's end (`_prime` cancels this scope), the bound (a
+            # timer among the turn's background tasks, so the step needs no task group of its own), or the
+            # tools found by the step's own polling, which runs in this task.
+            self._hold = (ended, held)
+            self._primers.start_soon(self._end_hold, held)
             try:
                 while True:
                     await self._clock.sleep(self._settings.prepare_poll_interval, *PREPARE_POLL_TAGS)
                     if (await self._attempt()).outcome is Outcome.OK:
-                        group.cancel_scope.cancel()
                         break
             finally:
                 self._hold = None
+
+    async def _end_hold(self, held: anyio.CancelScope) -> None:
+        await self._clock.sleep(self._settings.prepare_wait, *PREPARE_WAIT_TAGS)
+        held.cancel()  # nothing happens if the hold is already over
 
     async def _attempt(self) -> DiscoveryResult:
         agent = await self._resolve_agent()
