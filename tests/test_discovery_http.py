@@ -33,6 +33,8 @@ from chat_mcp_primer.workspace_mcp import (
 pytestmark = pytest.mark.anyio
 
 BINDING = WorkspaceBinding("ws-1", agent_id="agent-1")
+# Guards against hangs in real time (the servers answer from other threads); never an assertion about speed.
+GUARD_S = 10
 
 
 def free_port() -> int:
@@ -127,6 +129,46 @@ async def test_server_that_never_answers_is_bounded_by_discovery_timeout(
     assert len(cache) == 0
     [failure] = event_log.named("discovery.server_failed")
     assert failure.fields["reason"] == "timed out"
+
+
+async def test_handshakes_are_paced_and_a_hung_one_gives_up_its_place(
+    clock: MockClock, workspaces: InMemoryWorkspaces, event_log: EventRecorder
+) -> None:
+    """With room for one handshake at a time, a second dial waits for the first; a first that hangs
+    holds the place only for dial_slot_seconds, then the second goes ahead."""
+    settings = PrimerSettings(dial_concurrency=1)
+    events = Events(clock.now, event_log)
+    with (
+        socket.socket() as silent,  # accepts connections (the kernel's backlog) and never answers
+        WorkspaceMCPServer(echo_tools("search"), name="docs", clock=clock) as healthy,
+    ):
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        hung = McpEndpoint(server="hung", url=f"http://127.0.0.1:{silent.getsockname()[1]}/mcp")
+        hung_agent = workspaces.set_agent("ws-hung", "agent-hung", (hung,))
+        agent = workspaces.set_agent("ws-1", "agent-1", (healthy.endpoint(),))
+        async with McpSessions(clock, settings, events) as sessions:
+            discovery = Discovery(sessions, MemoryToolCache(), clock, settings, events)
+            outcome: list[Outcome] = []
+            listed = anyio.Event()
+
+            async def attempt() -> None:
+                outcome.append((await discovery.attempt(agent)).outcome)
+                listed.set()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(discovery.attempt, hung_agent)
+                with anyio.fail_after(GUARD_S):
+                    await clock.wait_for_sleeper("workspace-mcp", "dial-slot")  # the hung dial holds the place
+                    group.start_soon(attempt)
+                    await event_log.wait_for("session.dial_queued")
+                    assert healthy.list_calls == 0
+                    await clock.advance(settings.dial_slot_seconds)
+                    await listed.wait()
+                group.cancel_scope.cancel()
+    assert outcome == [Outcome.OK]
+    assert healthy.list_calls == 1
+    assert clock.now() == settings.dial_slot_seconds
 
 
 async def test_refused_connection_is_an_error_result_not_an_exception(

@@ -27,6 +27,7 @@ from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 _TRANSPORT_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 
 DIAL_TAGS = ("workspace-mcp", "dial")
+DIAL_SLOT_TAGS = ("workspace-mcp", "dial-slot")
 REFUSED = "connection refused or unreachable"
 TLS_UNVERIFIED = "TLS certificate verification failed"
 
@@ -52,6 +53,31 @@ _MCP_ERRORS = {
     mcp_types.CONNECTION_CLOSED: "connection closed",
     mcp_types.REQUEST_TIMEOUT: "request timed out",
 }
+
+
+class DialSlot:
+    """A place among the handshakes a pool runs at once (`PrimerSettings.dial_concurrency`). Released
+    once, by whichever comes first: the session is ready, it failed, or its time in the slot is up."""
+
+    __slots__ = ("_held", "_on_acquired", "_semaphore", "timer")
+
+    def __init__(self, semaphore: anyio.Semaphore, on_acquired: Callable[[DialSlot], None]) -> None:
+        self._semaphore = semaphore
+        self._on_acquired = on_acquired
+        self._held = False
+        # The scope of the timer that releases the slot when its time is up; cancelled on release.
+        self.timer = anyio.CancelScope()
+
+    async def acquire(self) -> None:
+        await self._semaphore.acquire()
+        self._held = True
+        self._on_acquired(self)
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._semaphore.release()
+            self.timer.cancel()
 
 
 class SessionError(Exception):
@@ -163,9 +189,10 @@ class McpSession:
             failure = self._failure
             raise SessionError(self.endpoint.server, describe_failure(failure) if failure else "session closed")
 
-    async def _own(self, settings: PrimerSettings, tls: ssl.SSLContext | bool) -> None:
+    async def _own(self, settings: PrimerSettings, tls: ssl.SSLContext | bool, slot: DialSlot) -> None:
         try:
             with self._scope:
+                await slot.acquire()
                 async with (
                     httpx2.AsyncClient(
                         headers=dict(self.endpoint.headers),
@@ -189,6 +216,7 @@ class McpSession:
                         listeners.start_soon(self._listen, client)
                     self._client = client
                     self._ready.set()
+                    slot.release()
                     await self._close_requested.wait()
                     listeners.cancel_scope.cancel()
         except* Exception as failures:
@@ -199,6 +227,7 @@ class McpSession:
                 reason = f"redirected to another origin ({self._redirected_to}); not followed"
                 self._failure = SessionError(self.endpoint.server, reason)
         finally:
+            slot.release()
             self._closed.set()
             self._ready.set()
 
@@ -247,6 +276,7 @@ class McpSessions:
         # closing: leaving the pool waits for all of them to end politely.
         self._live: set[McpSession] = set()
         self._owners: BackgroundTasks | None = None
+        self._handshakes = anyio.Semaphore(settings.dial_concurrency)
 
     async def __aenter__(self) -> McpSessions:
         self._owners = BackgroundTasks()
@@ -314,6 +344,15 @@ class McpSessions:
         session.last_used = self._clock.now()
         return session
 
+    def _start_slot_timer(self, slot: DialSlot) -> None:
+        if self._owners is not None:
+            self._owners.start_soon(self._end_slot, slot)
+
+    async def _end_slot(self, slot: DialSlot) -> None:
+        with slot.timer:
+            await self._clock.sleep(self._settings.dial_slot_seconds, *DIAL_SLOT_TAGS)
+            slot.release()
+
     def release(self, keys: Iterable[CacheKey]) -> None:
         """A turn is done with ``keys``: close their sessions that never listed tools (nothing to reuse);
         sessions that did stay open for the next turn or chat until idle for ``session_idle_timeout``."""
@@ -344,8 +383,11 @@ class McpSessions:
                 self.discard(session)
 
     async def _own(self, session: McpSession, tls: ssl.SSLContext | bool) -> None:
+        slot = DialSlot(self._handshakes, self._start_slot_timer)
+        if self._handshakes.value == 0:
+            self._events.emit("session.dial_queued", server=session.key.server, agent_id=session.key.agent_id)
         try:
-            await session._own(self._settings, tls)
+            await session._own(self._settings, tls, slot)
         finally:
             self._live.discard(session)
             self._events.emit("session.closed", server=session.key.server, agent_id=session.key.agent_id)

@@ -49,6 +49,13 @@ class PrimerSettings:
     discovery_timeout: float = 35.0
     # Connecting and negotiating one MCP session; a cold agent may take most of this to accept.
     dial_timeout: float = 30.0
+    # How many MCP handshakes may run at once. One costs about 6 ms of CPU in the SDK; a hundred at once
+    # (a burst of workspaces coming up) interleave into event-loop stalls of 150 ms, eight keep them near
+    # 10 ms while loopback and LAN round trips still overlap. The burst takes as long either way.
+    dial_concurrency: int = 8
+    # A handshake still unfinished after this long gives up its place (it goes on, bounded by
+    # dial_timeout): a hung server must not hold up everyone else's dials. A healthy one takes ~25 ms.
+    dial_slot_seconds: float = 1.0
     # A workspace tool may run a build or a test suite; five minutes bounds a hung server without
     # cutting real work short.
     call_timeout: float = 300.0
@@ -70,7 +77,8 @@ class PrimerSettings:
     mcp_mode: McpMode = "auto"
 
     def __post_init__(self) -> None:
-        names = ("max_wait", "retry_interval", "discovery_timeout", "dial_timeout", "call_timeout", "close_grace")
+        names: tuple[str, ...] = ("max_wait", "retry_interval", "discovery_timeout", "dial_timeout")
+        names += ("dial_slot_seconds", "call_timeout", "close_grace")
         for name in (*names, "first_pause", "prepare_wait", "prepare_poll_interval", "probe_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PrimerSettings.{name} must not be negative")
@@ -82,5 +90,7 @@ class PrimerSettings:
             raise ValueError("PrimerSettings.first_pause, probe_interval and prepare_poll_interval must be positive")
         if self.max_attempts < 1:
             raise ValueError("PrimerSettings.max_attempts must be at least 1")
+        if self.dial_concurrency < 1:
+            raise ValueError("PrimerSettings.dial_concurrency must be at least 1")
         if self.max_list_pages < 1:
             raise ValueError("PrimerSettings.max_list_pages must be at least 1")
