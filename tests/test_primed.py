@@ -9,10 +9,18 @@ from collections.abc import Callable
 import anyio
 import pytest
 
+from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, MockClock, WorkspaceMCPServer, echo_tools
 from chat_mcp_primer.workspace import McpEndpoint
-from chat_mcp_primer.workspace_mcp import RETRY_TAGS, PrimerEnd, PrimerSettings, TurnWorkspace
+from chat_mcp_primer.workspace_mcp import (
+    RETRY_TAGS,
+    MemoryToolCache,
+    PrimerEnd,
+    PrimerSettings,
+    TurnWorkspace,
+    WorkspaceMcpHub,
+)
 from chat_mcp_primer.workspace_mcp._primer import next_pause
 
 pytestmark = pytest.mark.anyio
@@ -75,28 +83,44 @@ async def test_bounded_wait_returns_the_moment_the_primer_finishes(
     assert event_log.named("prepare.waiting_for_primer")
 
 
-async def test_a_held_step_looks_for_the_tools_itself_between_the_primers_attempts(
-    clock: MockClock, workspaces: InMemoryWorkspaces, make_turn: Callable[..., TurnWorkspace], event_log: EventRecorder
+async def test_another_chats_listing_ends_the_pause_early(
+    clock: MockClock, workspaces: InMemoryWorkspaces, cache: MemoryToolCache, event_log: EventRecorder
 ) -> None:
+    """Two chats on one agent, their primers out of step: the moment one lists the tools, the other's
+    pause ends and it finds them in the cache, with no listing of its own."""
     settings = PrimerSettings()
+    events = Events(clock.now, event_log)
     with WorkspaceMCPServer(echo_tools("grep"), name="code", clock=clock, ready_at=float("inf")) as server:
         workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
-        async with make_turn(BINDING) as turn, clock.autojump():
-            turn.agent_ready()
+        async with WorkspaceMcpHub(cache=cache, clock=clock, settings=settings, events=events) as hub:
 
-            async def ready_at_five_seconds() -> None:
-                await clock.sleep(5.0, "test")
-                server.ready_at = clock.now()
+            def chat(number: int) -> TurnWorkspace:
+                return TurnWorkspace(
+                    chat_id=f"chat-{number}",
+                    binding=BINDING,
+                    source=workspaces,
+                    cache=cache,
+                    clock=clock,
+                    settings=settings,
+                    events=events,
+                    hub=hub,
+                )
 
-            with anyio.fail_after(GUARD_S):
-                async with anyio.create_task_group() as group:
-                    group.start_soon(ready_at_five_seconds)
-                    offered = await turn.prepare_tools([])
-            finished_at = clock.now()
-    assert offered is not None
-    # The primer pauses 1.6 s and more by now; the held step found the tools within one poll.
-    assert 5.0 <= finished_at <= 5.0 + settings.prepare_poll_interval
-    assert not [event for event in event_log.named("primer.succeeded") if event.at <= 5.0]
+            async with chat(1) as first, chat(2) as second:
+                with anyio.fail_after(GUARD_S):
+                    first.agent_ready()
+                    await clock.wait_for_sleeper(*RETRY_TAGS)  # listed nothing; pausing until 0.1 s
+                    await clock.advance(0.05)
+                    second.agent_ready()
+                    await clock.wait_for_sleeper(*RETRY_TAGS, count=2)  # listed nothing; pausing until 0.15 s
+                    server.ready_at = clock.now()
+                    await clock.advance(0.05)  # the first chat's pause ends; it lists the tools
+                    reports = [await first.wait_for_primer(), await second.wait_for_primer()]
+    assert [report.end if report else None for report in reports] == [PrimerEnd.SUCCEEDED] * 2
+    [woken] = event_log.named("primer.woken")
+    assert woken.fields["chat_id"] == "chat-2"
+    assert [event.at for event in event_log.named("primer.succeeded")] == [pytest.approx(0.1)] * 2
+    assert server.list_calls == 3  # one listing each while empty, then one for both
 
 
 async def test_bounded_wait_gives_up_after_prepare_wait_and_only_once_per_primer(

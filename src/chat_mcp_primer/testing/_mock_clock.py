@@ -200,12 +200,12 @@ class MockClock:
         """
         return _Autojump(self, expire)
 
-    async def wait_for_sleeper(self, *tags: str) -> None:
-        """Return once a sleep tagged with all of ``tags`` is pending, its deadline armed.
+    async def wait_for_sleeper(self, *tags: str, count: int = 1) -> None:
+        """Return once ``count`` sleeps tagged with all of ``tags`` are pending, their deadlines armed.
 
         Lets a test wait for code running over real sockets to reach a wait, before moving time.
         """
-        while not any(all(tag in sleeper.tags for tag in tags) for sleeper in self._sleepers):
+        while sum(all(tag in sleeper.tags for tag in tags) for sleeper in self._sleepers) < count:
             await self._sleepers_change()
 
     def _note_change(self) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -86,13 +86,21 @@ class Discovery:
     """
 
     def __init__(
-        self, sessions: McpSessions, cache: ToolCache, clock: Clock, settings: PrimerSettings, events: Events
+        self,
+        sessions: McpSessions,
+        cache: ToolCache,
+        clock: Clock,
+        settings: PrimerSettings,
+        events: Events,
+        on_listed: Callable[[CacheKey], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._cache = cache
         self._clock = clock
         self._settings = settings
         self._events = events
+        # Told when a server's tools were listed and cached: other chats waiting on it can stop waiting.
+        self._on_listed = on_listed
         self._flights: dict[CacheKey, _Flight] = {}
         self.listings = 0
 
@@ -192,4 +200,6 @@ class Discovery:
             self._events.emit("discovery.stale_listing_dropped", server=endpoint.server, agent_id=key.agent_id)
             return tools
         self._events.emit("discovery.server_listed", server=endpoint.server, agent_id=key.agent_id, tools=len(tools))
+        if tools and self._on_listed is not None:
+            self._on_listed(key)
         return tools

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from types import TracebackType
 
 from chat_mcp_primer.clock import Clock
@@ -18,7 +19,16 @@ from chat_mcp_primer.workspace_mcp._sessions import McpSession, McpSessions
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 from chat_mcp_primer.workspace_mcp._signals import SharedSignals
 
-CatalogueListener = Callable[[CacheKey], None]
+
+class CatalogueNews(Enum):
+    """What a turn listening to a server hears: its tools were just listed (and cached), or the server
+    said they changed (the cached list is gone)."""
+
+    LISTED = "listed"
+    CHANGED = "changed"
+
+
+CatalogueListener = Callable[[CacheKey, CatalogueNews], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +69,7 @@ class WorkspaceMcpHub:
         self.settings = settings
         self.sessions = McpSessions(clock, settings, events, on_tools_changed=self._tools_changed)
         self.signals = SharedSignals(clock, settings, events)
-        self.discovery = Discovery(self.sessions, cache, clock, settings, events)
+        self.discovery = Discovery(self.sessions, cache, clock, settings, events, on_listed=self._listed)
         self._listeners: dict[CacheKey, list[CatalogueListener]] = {}
         self._offers: dict[tuple[str, str, frozenset[str]], _Offer] = {}
 
@@ -126,7 +136,8 @@ class WorkspaceMcpHub:
         return WorkspaceMcpTool(exposed, remote, open_session, self.clock, self.settings.call_timeout)
 
     def listen(self, key: CacheKey, listener: CatalogueListener) -> None:
-        """Call ``listener`` whenever the server at ``key`` says its tools changed (until `unlisten`)."""
+        """Call ``listener`` whenever the server at ``key`` has its tools listed or says they changed
+        (until `unlisten`)."""
         listeners = self._listeners.setdefault(key, [])
         if listener not in listeners:
             listeners.append(listener)
@@ -141,5 +152,11 @@ class WorkspaceMcpHub:
     async def _tools_changed(self, key: CacheKey) -> None:
         self.events.emit("discovery.catalogue_changed", server=key.server, agent_id=key.agent_id)
         await self.cache.invalidate(key)
+        self._tell(key, CatalogueNews.CHANGED)
+
+    def _listed(self, key: CacheKey) -> None:
+        self._tell(key, CatalogueNews.LISTED)
+
+    def _tell(self, key: CacheKey, news: CatalogueNews) -> None:
         for listener in list(self._listeners.get(key, ())):
-            listener(key)
+            listener(key, news)

@@ -20,7 +20,6 @@ from chat_mcp_primer.workspace_mcp._sessions import describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 
 PREPARE_WAIT_TAGS = ("prepare", "wait")
-PREPARE_POLL_TAGS = ("prepare", "poll")
 PROBE_TAGS = ("primer", "probe")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _K = TypeVar("_K", bound=Hashable)
@@ -47,6 +46,9 @@ class Signal:
             self._pending = True
         else:
             sleeper.cancel()
+
+    def clear(self) -> None:
+        self._pending = False
 
     async def sleep(self, clock: Clock, seconds: float, *tags: str) -> bool:
         """Sleep ``seconds`` on ``clock`` (tagged ``tags``), less if the signal is set; True when woken early."""

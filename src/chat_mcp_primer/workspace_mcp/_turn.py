@@ -15,12 +15,12 @@ from chat_mcp_primer.model import Tool, WorkspaceBinding
 from chat_mcp_primer.workspace import AgentMcp, McpEndpoint, WorkspaceChangeSource, WorkspaceMcpSource
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
 from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult, Outcome
-from chat_mcp_primer.workspace_mcp._hub import NOTHING_OFFERED, WorkspaceMcpHub
+from chat_mcp_primer.workspace_mcp._hub import NOTHING_OFFERED, CatalogueNews, WorkspaceMcpHub
 from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
 from chat_mcp_primer.workspace_mcp._sessions import REFUSED, describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
-from chat_mcp_primer.workspace_mcp._signals import PREPARE_POLL_TAGS, PREPARE_WAIT_TAGS, Signal, Unsubscribe
+from chat_mcp_primer.workspace_mcp._signals import PREPARE_WAIT_TAGS, Signal, Unsubscribe
 
 
 class TurnWorkspace:
@@ -106,7 +106,7 @@ class TurnWorkspace:
             await primers.__aexit__(exc_type, exc, traceback)
         finally:
             for key in self._used:
-                self._hub.unlisten(key, self._catalogue_changed)
+                self._hub.unlisten(key, self._catalogue_news)
             if self._own_hub:
                 await self._hub.__aexit__(exc_type, exc, traceback)
             else:
@@ -124,12 +124,13 @@ class TurnWorkspace:
     def open_sessions(self) -> int:
         return self._sessions.open_count
 
-    def _catalogue_changed(self, key: CacheKey) -> None:
-        """A server of the chat's agent changed its tools: offer the new list at the next step (not
-        mid-step), and wake a primer that is pausing."""
+    def _catalogue_news(self, key: CacheKey, news: CatalogueNews) -> None:
+        """A server of the chat's agent had its tools listed (by any chat: a pausing primer finds them in
+        the cache at once) or changed them (offer the new list at the next step, not mid-step)."""
         agent = self._agent
         if agent is not None and key.agent_id == agent.agent_id:
-            self._done = False
+            if news is CatalogueNews.CHANGED:
+                self._done = False
             self._wake.set()
 
     def reserve_names(self, names: Iterable[str]) -> None:
@@ -205,6 +206,7 @@ class TurnWorkspace:
             source = cast(WorkspaceChangeSource, self._source)
             self._unsubscribe.append(self._hub.signals.watch(source, binding, self._workspace_changed))
         self._priming = True
+        self._wake.clear()  # the primer attempts at once: whatever was signalled before is covered
         try:
             self._probe_refused()
             return await run_primer(
@@ -273,33 +275,21 @@ class TurnWorkspace:
     async def _wait_for_fresh_primer(self) -> None:
         """Hold the step until the primer ends, at most ``prepare_wait``, once per primer.
 
-        While the step is held, a cheap attempt every ``prepare_poll_interval`` (shared with other chats'
-        by single flight, answered from the cache once anyone has the tools) ends the wait as soon as the
-        tools are there, without spending the primer's attempt budget.
+        The step makes no listings of its own meanwhile: the primer's attempts (at most ``max_attempts``)
+        are all a failing server sees, and its pauses end early on every readiness signal, including
+        another chat's listing of the same server.
         """
         ended = self._primer_ended
         if ended is None or ended.is_set() or ended is self._waited_for:
             return
         self._waited_for = ended
         self._events.emit("prepare.waiting_for_primer", chat_id=self.chat_id)
-        assert self._primers is not None
         with anyio.CancelScope() as held:
-            # Ended by whichever comes first: the primer's end (`_prime` cancels this scope), the bound (a
-            # timer among the turn's background tasks, so the step needs no task group of its own), or the
-            # tools found by the step's own polling, which runs in this task.
-            self._hold = (ended, held)
-            self._primers.start_soon(self._end_hold, held)
+            self._hold = (ended, held)  # `_prime` cancels it when the primer ends
             try:
-                while True:
-                    await self._clock.sleep(self._settings.prepare_poll_interval, *PREPARE_POLL_TAGS)
-                    if (await self._attempt()).outcome is Outcome.OK:
-                        break
+                await self._clock.sleep(self._settings.prepare_wait, *PREPARE_WAIT_TAGS)
             finally:
                 self._hold = None
-
-    async def _end_hold(self, held: anyio.CancelScope) -> None:
-        await self._clock.sleep(self._settings.prepare_wait, *PREPARE_WAIT_TAGS)
-        held.cancel()  # nothing happens if the hold is already over
 
     async def _attempt(self) -> DiscoveryResult:
         agent = await self._resolve_agent()
@@ -309,7 +299,7 @@ class TurnWorkspace:
             key = CacheKey(agent.workspace_id, agent.agent_id, endpoint.server)
             if key not in self._used:
                 self._used.add(key)
-                self._hub.listen(key, self._catalogue_changed)
+                self._hub.listen(key, self._catalogue_news)
         result = await self._discovery.attempt(agent)
         self._refused = [e for e in agent.endpoints if result.failures.get(e.server) == REFUSED]
         self._probe_refused()
