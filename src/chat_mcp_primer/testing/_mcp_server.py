@@ -48,7 +48,7 @@ class WorkspaceMCPServer:
     has already been refused.
 
     Calling a tool answers with a text naming the tool and its arguments. Counters (``list_calls``,
-    ``call_calls``, `open_connections`) let tests assert what the client did.
+    ``call_calls``, `open_connections`, `open_sessions`) let tests assert what the client did.
     """
 
     def __init__(
@@ -79,6 +79,7 @@ class WorkspaceMCPServer:
         self.call_calls = 0
         self._lock = threading.Lock()
         self._serving: LoopbackServer | None = None
+        self._server: Server | None = None
 
     # -- behaviour ---------------------------------------------------------------------------------
 
@@ -126,6 +127,7 @@ class WorkspaceMCPServer:
 
     def _app(self) -> Any:
         server = Server(name=self.name, on_list_tools=self._list_tools, on_call_tool=self._call_tool)
+        self._server = server
         return server.streamable_http_app(streamable_http_path="/mcp")
 
     @property
@@ -137,6 +139,15 @@ class WorkspaceMCPServer:
     @property
     def open_connections(self) -> int:
         return self._serving.open_connections if self._serving is not None else 0
+
+    @property
+    def open_sessions(self) -> int:
+        """MCP sessions the server holds now: opened by a client and not yet ended (by the client's
+        ``DELETE``, or the server's own idle expiry). A client that leaks sessions makes this grow."""
+        if self._serving is None or self._server is None:
+            return 0
+        # The SDK keeps its live sessions in a private map; read it, never write it.
+        return len(getattr(self._server.session_manager, "_server_instances", ()))
 
     async def wait_until_idle(self) -> None:
         """Wait until no connection is open to this server.
