@@ -39,9 +39,6 @@ FD_TOLERANCE = 2 * CONNECTION_TOLERANCE
 # within a soak of 500 turns (hundreds of bytes per turn at the very least). The fake deployment keeps every
 # build and deleted workspace it ever made, as a real one does: its share ("harness") is informative only.
 LIBRARY_MEMORY_TOLERANCE = 256 * 1024
-# What the SDKs and the standard library allocated (on the library's behalf, or the servers'): the same bound
-# as the library's own, for the same reason.
-OTHER_MEMORY_TOLERANCE = 256 * 1024
 # Resident memory: the allocator keeps freed pages and arenas, so RSS moves in steps of its own; 16 MiB is a
 # few arena steps. Growth beyond it with no traced growth points at a leak outside Python's heap (a C library).
 RSS_TOLERANCE = 16 * 1024 * 1024
@@ -62,6 +59,7 @@ class Reading:
 
     server_sessions: int  # MCP sessions the upstream servers hold
     pool_sessions: int  # MCP sessions open in the runtime's pool (the library's own count)
+    cached_catalogues: int  # (workspace, agent, server) tool catalogues in the runtime's tool cache
     connections: int  # TCP connections open to the servers (Coder and the MCP upstreams)
     fds: int  # open file descriptors of this process
     tasks: int  # live tasks of this event loop
@@ -80,12 +78,17 @@ class Reading:
 MEASURES: tuple[tuple[str, int | None, str], ...] = (
     ("server_sessions", 0, "MCP sessions held by the servers"),
     ("pool_sessions", 0, "MCP sessions open in the runtime's pool"),
+    ("cached_catalogues", 0, "tool catalogues in the runtime's cache"),
     ("connections", CONNECTION_TOLERANCE, "TCP connections open to the servers"),
     ("fds", FD_TOLERANCE, "open file descriptors"),
     ("tasks", 0, "live asyncio tasks"),
     ("threads", 0, "threads"),
     ("traced_library", LIBRARY_MEMORY_TOLERANCE, "memory allocated by the library"),
-    ("traced_other", OTHER_MEMORY_TOLERANCE, "memory allocated by SDKs and stdlib"),
+    # With one traced frame, what the SDKs and the standard library allocate cannot be told apart between the
+    # library's turns and the fake deployment's records (its ids are made by `uuid`, its bodies parsed by
+    # `json`), nor from the interpreter's caches (`linecache`): informative, with the sites that grew most
+    # listed in the JSON result. Resident memory bounds it all.
+    ("traced_other", None, "memory allocated by SDKs and stdlib (informative)"),
     ("traced_harness", None, "memory allocated by the fakes (informative)"),
     ("traced_total", None, "memory traced in all (informative)"),
     ("rss", RSS_TOLERANCE, "resident memory"),
@@ -127,13 +130,23 @@ def top_growth(start: tracemalloc.Snapshot | None, end: tracemalloc.Snapshot | N
 
 
 async def read(
-    server_sessions: Callable[[], int], pool_sessions: Callable[[], int], connections: Callable[[], int]
+    server_sessions: Callable[[], int],
+    pool_sessions: Callable[[], int],
+    cached_catalogues: Callable[[], int],
+    connections: Callable[[], int],
 ) -> tuple[Reading, tracemalloc.Snapshot | None]:
     """Collect garbage, wait until the counts hold still (bounded), and read every measure."""
     gc.collect()
 
     def counts() -> tuple[int, ...]:
-        return (server_sessions(), pool_sessions(), connections(), open_fds(), len(asyncio.all_tasks()))
+        return (
+            server_sessions(),
+            pool_sessions(),
+            cached_catalogues(),
+            connections(),
+            open_fds(),
+            len(asyncio.all_tasks()),
+        )
 
     last, stable, waited = counts(), 0, 0.0
     while stable < STABLE_POLLS and waited < MAX_SETTLE_S:

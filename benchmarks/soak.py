@@ -25,7 +25,7 @@ import sys
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -386,6 +386,7 @@ async def _reading(
     return await measure.read(
         lambda: sum(server.open_sessions for server in world.servers),
         run.pool_sessions,
+        lambda: len(runtime.cache) if isinstance(runtime.cache, Sized) else 0,
         lambda: coder.open_connections + sum(server.open_connections for server in world.servers),
     )
 
