@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck layers pytest demo bench lock clean
+.PHONY: test lint typecheck layers pytest demo bench soak lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# 500 turns with random faults; fails if a turn fails or anything (sessions, fds, tasks, memory) grew.
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak
 
 # Re-pin every dependency (run after changing pyproject.toml, then commit constraints.txt).
 lock:

@@ -332,3 +332,18 @@ async def test_cache_invalidate_workspace_drops_a_listing_stored_without_reading
     await cache.invalidate_workspace("ws-1")
 
     assert await cache.get(KEY) is None
+
+
+@pytest.mark.anyio
+async def test_cache_forgets_a_workspaces_other_agents_and_refuses_their_late_listings() -> None:
+    cache = MemoryToolCache()
+    old, new, other = CacheKey("ws-1", "agent-1", "s"), CacheKey("ws-1", "agent-2", "s"), CacheKey("ws-2", "a", "s")
+    for key in (old, new, other):
+        assert await cache.put(key, TOOLS, await cache.generation(key))
+    in_flight = await cache.generation(old)
+    await cache.forget_agents("ws-1", keep_agent_id="agent-2")
+    assert await cache.get(old) is None
+    assert await cache.get(new) == TOOLS
+    assert await cache.get(other) == TOOLS
+    assert await cache.put(old, TOOLS, in_flight) is False  # a listing of the rebuilt-away agent, too late
+    assert len(cache) == 2

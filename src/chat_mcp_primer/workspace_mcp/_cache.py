@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +39,12 @@ class ToolCache(Protocol):
         """Invalidate every key of a workspace (its agent changed, or it was deleted)."""
         ...
 
+    async def forget_agents(self, workspace_id: str, keep_agent_id: str | None) -> None:
+        """Drop every entry of the workspace's agents but ``keep_agent_id`` (all of them for None), with
+        its generation: a rebuild gives the workspace a new agent, and the old one is never listed again.
+        A fetch for a forgotten key that is still in flight is refused when it tries to `put`."""
+        ...
+
 
 class MemoryToolCache:
     """A `ToolCache` in process memory, shared by every chat of one `ChatRuntime`."""
@@ -45,12 +52,18 @@ class MemoryToolCache:
     def __init__(self) -> None:
         self._entries: dict[CacheKey, tuple[RemoteTool, ...]] = {}
         self._generations: dict[CacheKey, int] = {}
+        # Generations handed out for keys seen for the first time start above 0 and never repeat, so a
+        # fetch that read one before its key was forgotten cannot match the 0 a fresh `put` assumes.
+        self._issued = itertools.count(1)
 
     async def get(self, key: CacheKey) -> tuple[RemoteTool, ...] | None:
         return self._entries.get(key)
 
     async def generation(self, key: CacheKey) -> int:
-        return self._generations.setdefault(key, 0)
+        generation = self._generations.get(key)
+        if generation is None:
+            generation = self._generations[key] = next(self._issued)
+        return generation
 
     async def put(self, key: CacheKey, tools: tuple[RemoteTool, ...], generation: int) -> bool:
         # setdefault: a key stored without its generation read first is still known to invalidate_workspace.
@@ -61,11 +74,16 @@ class MemoryToolCache:
 
     async def invalidate(self, key: CacheKey) -> None:
         self._entries.pop(key, None)
-        self._generations[key] = self._generations.get(key, 0) + 1
+        self._generations[key] = next(self._issued)
 
     async def invalidate_workspace(self, workspace_id: str) -> None:
         for key in [k for k in self._generations if k.workspace_id == workspace_id]:
             await self.invalidate(key)
+
+    async def forget_agents(self, workspace_id: str, keep_agent_id: str | None) -> None:
+        for key in [k for k in self._generations if k.workspace_id == workspace_id and k.agent_id != keep_agent_id]:
+            self._entries.pop(key, None)
+            del self._generations[key]
 
     def __len__(self) -> int:
         return len(self._entries)

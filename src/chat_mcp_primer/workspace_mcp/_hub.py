@@ -72,6 +72,8 @@ class WorkspaceMcpHub:
         self.discovery = Discovery(self.sessions, cache, clock, settings, events, on_listed=self._listed)
         self._listeners: dict[CacheKey, list[CatalogueListener]] = {}
         self._offers: dict[tuple[str, str, frozenset[str]], _Offer] = {}
+        # The agent each workspace was last seen with, so a change of agent is noticed once.
+        self._agents: dict[str, str] = {}
 
     async def __aenter__(self) -> WorkspaceMcpHub:
         await self.sessions.__aenter__()
@@ -98,6 +100,19 @@ class WorkspaceMcpHub:
         self.sessions.close_other_agents(workspace_id, keep_agent_id)
         for key in [k for k in self._offers if k[0] == workspace_id and k[1] != keep_agent_id]:
             del self._offers[key]
+
+    async def agent_seen(self, workspace_id: str, agent_id: str | None) -> None:
+        """A lookup found ``agent_id`` to be the workspace's agent now (None: it has none, e.g. stopped or
+        deleted). Everything kept for its other agents goes: sessions, offered tools and cached listings.
+        Rebuilds give workspaces new agents, so a long-lived runtime would otherwise keep every old one."""
+        if self._agents.get(workspace_id) == agent_id:
+            return  # no change (or a workspace with no agent that nothing was ever kept for)
+        if agent_id is None:
+            self._agents.pop(workspace_id, None)
+        else:
+            self._agents[workspace_id] = agent_id
+        self.forget_other_agents(workspace_id, agent_id)
+        await self.cache.forget_agents(workspace_id, agent_id)
 
     def offer(self, agent: AgentMcp, reserved: frozenset[str], listing: tuple[RemoteTool, ...]) -> OfferedTools:
         """The tools to offer for ``listing`` (the agent's discovered tools), named around ``reserved``

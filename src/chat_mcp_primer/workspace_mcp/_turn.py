@@ -326,6 +326,7 @@ class TurnWorkspace:
             return None
         if self._binding is not binding:
             return None  # rebound while we looked: this answer is for the old binding
+        await self._hub.agent_seen(binding.workspace_id, agent.agent_id if agent is not None else None)
         self._agent = agent
         if agent is not None and binding.agent_id != agent.agent_id:
             self._binding = replace(binding, agent_id=agent.agent_id)
