@@ -69,9 +69,10 @@ STALL_MAX_JUMP_S = 36.0
 MODEL_STEPS = 8
 # The library's settings, small where the soak would otherwise pay in real requests (it counts what is left
 # behind, not latency): a paginated listing of the soak's one-page servers that runs past 10 pages is already
-# a cursor loop (100 by default); a stalled build is given up on after 2 minutes of fake time, 60 polls
-# (10 minutes by default, 300 polls).
-PRIMER = PrimerSettings(max_list_pages=10)
+# a cursor loop (100 by default); a step held for the primer looks for the tools itself every second, not
+# every 0.25 s (a quarter of the listings while a server is down); a stalled build is given up on after 2
+# minutes of fake time, 60 polls (10 minutes by default, 300 polls).
+PRIMER = PrimerSettings(max_list_pages=10, prepare_poll_interval=1.0)
 READINESS = ReadinessSettings(build_timeout=120.0)
 
 

@@ -123,6 +123,33 @@ async def test_another_chats_listing_ends_the_pause_early(
     assert server.list_calls == 3  # one listing each while empty, then one for both
 
 
+async def test_a_held_step_looks_for_the_tools_itself_between_the_primers_attempts(
+    clock: MockClock, workspaces: InMemoryWorkspaces, make_turn: Callable[..., TurnWorkspace], event_log: EventRecorder
+) -> None:
+    settings = PrimerSettings()
+    with WorkspaceMCPServer(echo_tools("grep"), name="code", clock=clock, ready_at=float("inf")) as server:
+        workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
+        async with make_turn(BINDING) as turn, clock.autojump():
+            turn.agent_ready()
+
+            async def ready_at_five_seconds() -> None:
+                await clock.sleep(5.0, "test")
+                server.ready_at = clock.now()
+
+            with anyio.fail_after(GUARD_S):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(ready_at_five_seconds)
+                    offered = await turn.prepare_tools([])
+            finished_at = clock.now()
+    assert offered is not None
+    # The primer pauses 1.6 s and more by now; the held step found the tools within one poll, and its
+    # listing woke the primer, which found them in the cache.
+    assert 5.0 <= finished_at <= 5.0 + settings.prepare_poll_interval
+    [woken] = event_log.named("primer.woken")
+    [succeeded] = event_log.named("primer.succeeded")
+    assert woken.at == succeeded.at == finished_at
+
+
 async def test_bounded_wait_gives_up_after_prepare_wait_and_only_once_per_primer(
     clock: MockClock, workspaces: InMemoryWorkspaces, make_turn: Callable[..., TurnWorkspace], event_log: EventRecorder
 ) -> None:

@@ -20,8 +20,8 @@ GUARD_S = 30
 WORKSPACE = "ws-1"
 AGENT = "agent-1"
 READY = WorkspaceBinding(WORKSPACE, build_id="build-1", agent_id=AGENT)
-# The default budgets.
-FAULT_SETTINGS = PrimerSettings()
+# The reference budgets; only the held step's polls are sparser, as each costs a real listing here.
+FAULT_SETTINGS = PrimerSettings(prepare_poll_interval=1.0)
 
 
 class Provision:
@@ -84,9 +84,11 @@ class FaultTurn:
         return sum(len(self.events.named(name)) for name in names)
 
     def assert_listings_bounded(self) -> None:
-        """Never more listings than the primer's attempts and one per step: a failing server is not
-        hammered."""
-        assert self.listings <= self.settings.max_attempts + len(self.model.offered)
+        """Never more listings than the primer's attempts, one per step, and the polls of one bounded wait
+        for the primer before a step: a failing server is not hammered."""
+        settings = self.settings
+        polls = int(settings.prepare_wait / settings.prepare_poll_interval)
+        assert self.listings <= settings.max_attempts + len(self.model.offered) + polls
 
     def assert_sessions_closed(self) -> None:
         """Every MCP session the client dialled was closed by the end of the turn's runtime."""

@@ -39,7 +39,7 @@ from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings
 
 pytestmark = pytest.mark.anyio
 
-SETTINGS = PrimerSettings()
+SETTINGS = PrimerSettings(prepare_poll_interval=1.0)
 # Long enough for any primer to end by itself: its budget plus one attempt.
 THINKS = SETTINGS.max_wait + SETTINGS.dial_timeout + SETTINGS.discovery_timeout
 WORKSPACE_ROUTE = "GET /api/v2/workspaces/{workspace}"

@@ -36,6 +36,12 @@ class PrimerSettings:
     # (Coder's later design waits 15 s for the agent's discovery report). It returns the moment the
     # primer ends, either way.
     prepare_wait: float = 15.0
+    # Primed: while a step is held for the primer, how often it looks for the tools itself (a cheap
+    # listing, shared by every chat of the agent, a cache hit once anyone has them), standing in for the
+    # model steps it holds back, each of which would have listed once: a server that starts listing with
+    # no signal is found within ~0.125 s on average, at 4 listings a second per agent and server while a
+    # step is held (at most prepare_wait) and tools are missing.
+    prepare_poll_interval: float = 0.25
     # Primed: while an endpoint refuses connections, how often to knock (a bare TCP connect, no MCP
     # traffic) to learn the moment it starts to accept.
     probe_interval: float = 0.1
@@ -74,15 +80,15 @@ class PrimerSettings:
     def __post_init__(self) -> None:
         names: tuple[str, ...] = ("max_wait", "retry_interval", "discovery_timeout", "dial_timeout")
         names += ("dial_slot_seconds", "call_timeout", "close_grace")
-        for name in (*names, "first_pause", "prepare_wait", "probe_interval"):
+        for name in (*names, "first_pause", "prepare_wait", "prepare_poll_interval", "probe_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PrimerSettings.{name} must not be negative")
         if self.retry_interval == 0:
             raise ValueError("PrimerSettings.retry_interval must be positive")
         if self.session_idle_timeout < 0:
             raise ValueError("PrimerSettings.session_idle_timeout must not be negative")
-        if 0 in (self.first_pause, self.probe_interval):
-            raise ValueError("PrimerSettings.first_pause and probe_interval must be positive")
+        if 0 in (self.first_pause, self.probe_interval, self.prepare_poll_interval):
+            raise ValueError("PrimerSettings.first_pause, probe_interval and prepare_poll_interval must be positive")
         if self.max_attempts < 1:
             raise ValueError("PrimerSettings.max_attempts must be at least 1")
         if self.dial_concurrency < 1:

@@ -20,6 +20,7 @@ from chat_mcp_primer.workspace_mcp._sessions import describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 
 PREPARE_WAIT_TAGS = ("prepare", "wait")
+PREPARE_POLL_TAGS = ("prepare", "poll")
 PROBE_TAGS = ("primer", "probe")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _K = TypeVar("_K", bound=Hashable)

@@ -20,7 +20,7 @@ from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
 from chat_mcp_primer.workspace_mcp._sessions import REFUSED, describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
-from chat_mcp_primer.workspace_mcp._signals import PREPARE_WAIT_TAGS, Signal, Unsubscribe
+from chat_mcp_primer.workspace_mcp._signals import PREPARE_POLL_TAGS, PREPARE_WAIT_TAGS, Signal, Unsubscribe
 
 
 class TurnWorkspace:
@@ -275,21 +275,34 @@ class TurnWorkspace:
     async def _wait_for_fresh_primer(self) -> None:
         """Hold the step until the primer ends, at most ``prepare_wait``, once per primer.
 
-        The step makes no listings of its own meanwhile: the primer's attempts (at most ``max_attempts``)
-        are all a failing server sees, and its pauses end early on every readiness signal, including
-        another chat's listing of the same server.
+        While the step is held, the model makes no steps, so the step looks for the tools itself every
+        ``prepare_poll_interval``, as each model step would have (a cheap listing, shared with the primer
+        and other chats by single flight, answered from the cache once anyone has the tools): a server
+        that lists its tools without any signal is found within a poll, not a primer pause.
         """
         ended = self._primer_ended
         if ended is None or ended.is_set() or ended is self._waited_for:
             return
         self._waited_for = ended
         self._events.emit("prepare.waiting_for_primer", chat_id=self.chat_id)
+        assert self._primers is not None
         with anyio.CancelScope() as held:
-            self._hold = (ended, held)  # `_prime` cancels it when the primer ends
+            # Ended by whichever comes first: the primer's end (`_prime` cancels this scope), the bound (a
+            # timer among the turn's background tasks, so the step needs no task group of its own), or the
+            # tools found by the step's own polling, which runs in this task.
+            self._hold = (ended, held)
+            self._primers.start_soon(self._end_hold, held)
             try:
-                await self._clock.sleep(self._settings.prepare_wait, *PREPARE_WAIT_TAGS)
+                while True:
+                    await self._clock.sleep(self._settings.prepare_poll_interval, *PREPARE_POLL_TAGS)
+                    if (await self._attempt()).outcome is Outcome.OK:
+                        break
             finally:
                 self._hold = None
+
+    async def _end_hold(self, held: anyio.CancelScope) -> None:
+        await self._clock.sleep(self._settings.prepare_wait, *PREPARE_WAIT_TAGS)
+        held.cancel()  # nothing happens if the hold is already over
 
     async def _attempt(self) -> DiscoveryResult:
         agent = await self._resolve_agent()
