@@ -11,13 +11,14 @@ from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.workspace import AgentMcp
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
+from chat_mcp_primer.workspace_mcp._deadlines import Deadlines
 from chat_mcp_primer.workspace_mcp._discovery import Discovery
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool
 from chat_mcp_primer.workspace_mcp._naming import ToolNames
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
 from chat_mcp_primer.workspace_mcp._sessions import McpSession, McpSessions
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
-from chat_mcp_primer.workspace_mcp._signals import SharedSignals
+from chat_mcp_primer.workspace_mcp._signals import PREPARE_WAIT_TAGS, SharedSignals
 
 
 class CatalogueNews(Enum):
@@ -69,6 +70,8 @@ class WorkspaceMcpHub:
         self.settings = settings
         self.sessions = McpSessions(clock, settings, events, on_tools_changed=self._tools_changed)
         self.signals = SharedSignals(clock, settings, events)
+        # When held steps stop waiting for their primers (`PrimerSettings.prepare_wait`).
+        self.hold_deadlines = Deadlines(clock, *PREPARE_WAIT_TAGS)
         self.discovery = Discovery(self.sessions, cache, clock, settings, events, on_listed=self._listed)
         self._listeners: dict[CacheKey, list[CatalogueListener]] = {}
         self._offers: dict[tuple[str, str, frozenset[str]], _Offer] = {}
@@ -79,6 +82,11 @@ class WorkspaceMcpHub:
         await self.sessions.__aenter__()
         try:
             await self.signals.__aenter__()
+            try:
+                await self.hold_deadlines.__aenter__()
+            except BaseException:
+                await self.signals.__aexit__(None, None, None)
+                raise
         except BaseException:
             await self.sessions.__aexit__(None, None, None)
             raise
@@ -91,9 +99,12 @@ class WorkspaceMcpHub:
         traceback: TracebackType | None,
     ) -> None:
         try:
-            await self.signals.__aexit__(exc_type, exc, traceback)
+            await self.hold_deadlines.__aexit__(exc_type, exc, traceback)
         finally:
-            await self.sessions.__aexit__(exc_type, exc, traceback)
+            try:
+                await self.signals.__aexit__(exc_type, exc, traceback)
+            finally:
+                await self.sessions.__aexit__(exc_type, exc, traceback)
 
     def forget_other_agents(self, workspace_id: str, keep_agent_id: str | None) -> None:
         """The workspace's agent is now ``keep_agent_id``: close its other agents' sessions, drop their tools."""

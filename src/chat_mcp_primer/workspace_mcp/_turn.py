@@ -20,7 +20,7 @@ from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
 from chat_mcp_primer.workspace_mcp._sessions import REFUSED, describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
-from chat_mcp_primer.workspace_mcp._signals import PREPARE_POLL_TAGS, PREPARE_WAIT_TAGS, Signal, Unsubscribe
+from chat_mcp_primer.workspace_mcp._signals import PREPARE_POLL_TAGS, Signal, Unsubscribe
 
 
 class TurnWorkspace:
@@ -285,13 +285,12 @@ class TurnWorkspace:
             return
         self._waited_for = ended
         self._events.emit("prepare.waiting_for_primer", chat_id=self.chat_id)
-        assert self._primers is not None
         with anyio.CancelScope() as held:
-            # Ended by whichever comes first: the primer's end (`_prime` cancels this scope), the bound (a
-            # timer among the turn's background tasks, so the step needs no task group of its own), or the
-            # tools found by the step's own polling, which runs in this task.
+            # Ended by whichever comes first: the primer's end (`_prime` cancels this scope), the bound (kept
+            # by the hub's one deadline task, not a timer task per step), or the tools found by the step's
+            # own polling.
             self._hold = (ended, held)
-            self._primers.start_soon(self._end_hold, held)
+            bound = self._hub.hold_deadlines.cancel_at(self._clock.now() + self._settings.prepare_wait, held)
             try:
                 while True:
                     await self._clock.sleep(self._settings.prepare_poll_interval, *PREPARE_POLL_TAGS)
@@ -299,10 +298,7 @@ class TurnWorkspace:
                         break
             finally:
                 self._hold = None
-
-    async def _end_hold(self, held: anyio.CancelScope) -> None:
-        await self._clock.sleep(self._settings.prepare_wait, *PREPARE_WAIT_TAGS)
-        held.cancel()  # nothing happens if the hold is already over
+                bound.clear()
 
     async def _attempt(self) -> DiscoveryResult:
         agent = await self._resolve_agent()

@@ -1,0 +1,93 @@
+"""Deadlines on the injected clock for many scopes at once, kept by a single task."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import anyio
+
+from chat_mcp_primer._tasks import BackgroundTasks
+from chat_mcp_primer.clock import Clock
+from chat_mcp_primer.workspace_mcp._signals import Signal
+
+
+@dataclass(order=True, slots=True)
+class Deadline:
+    """A scope to cancel at ``at``, unless `clear` is called first."""
+
+    at: float
+    order: int
+    scope: anyio.CancelScope = field(compare=False)
+    active: bool = field(default=True, compare=False)
+
+    def clear(self) -> None:
+        self.active = False
+
+
+class Deadlines:
+    """Cancels each registered scope once its deadline passes on ``clock``, with one task for all of them.
+
+    A thousand chats holding a step each would otherwise need a thousand timer tasks, and every one of
+    them is work to start and, when the runtime closes, to cancel. A cleared deadline stays queued until
+    it comes up and is then skipped: clearing costs nothing, and the task only wakes when a deadline is
+    due. Use as an async context manager; leaving it drops every deadline (their scopes are not cancelled).
+    """
+
+    def __init__(self, clock: Clock, *tags: str) -> None:
+        self._clock = clock
+        self._tags = tags
+        self._queue: list[Deadline] = []
+        self._order = itertools.count()
+        self._tasks: BackgroundTasks | None = None
+        self._running = False
+        self._idle: anyio.Event | None = None  # set when a deadline arrives while none is queued
+        self._earlier = Signal()  # ends the nap when a deadline earlier than the queued ones arrives
+
+    async def __aenter__(self) -> Deadlines:
+        self._tasks = BackgroundTasks()
+        await self._tasks.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        tasks, self._tasks = self._tasks, None
+        assert tasks is not None
+        self._queue.clear()
+        await tasks.__aexit__(exc_type, exc, traceback)
+
+    def cancel_at(self, at: float, scope: anyio.CancelScope) -> Deadline:
+        """Cancel ``scope`` once ``clock.now() >= at``; `Deadline.clear` withdraws it."""
+        if self._tasks is None:
+            raise RuntimeError("Deadlines is not entered")
+        deadline = Deadline(at, next(self._order), scope)
+        earliest = not self._queue or at < self._queue[0].at
+        heapq.heappush(self._queue, deadline)
+        if not self._running:
+            self._running = True
+            self._tasks.start_soon(self._keep)
+        elif self._idle is not None:
+            self._idle.set()
+        elif earliest:
+            self._earlier.set()
+        return deadline
+
+    async def _keep(self) -> None:
+        while True:
+            now = self._clock.now()
+            while self._queue and (self._queue[0].at <= now or not self._queue[0].active):
+                due = heapq.heappop(self._queue)
+                if due.active:
+                    due.scope.cancel()
+            if not self._queue:
+                self._idle = anyio.Event()
+                await self._idle.wait()
+                self._idle = None
+                continue
+            await self._earlier.sleep(self._clock, self._queue[0].at - now, *self._tags)
