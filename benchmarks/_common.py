@@ -233,6 +233,7 @@ class LoopMonitor:
         self.limit_s = limit_s
         self.worst_lag = 0.0
         self.samples = 0
+        self.lags: list[tuple[float, float]] = []  # (when the sleep began, time.perf_counter; its overshoot)
         self.baseline_rss = rss_bytes()
         self.peak_rss = self.baseline_rss
 
@@ -240,10 +241,16 @@ class LoopMonitor:
     def rss_growth(self) -> int:
         return self.peak_rss - self.baseline_rss
 
+    def worst_lag_after(self, moment: float) -> float:
+        """The worst overshoot of a sleep that began after ``moment`` (time.perf_counter)."""
+        return max((lag for began, lag in self.lags if began > moment), default=math.nan)
+
     async def run(self) -> None:
         for _ in range(math.ceil(self.limit_s / self.interval)):
             before = time.perf_counter()
             await anyio.sleep(self.interval)
-            self.worst_lag = max(self.worst_lag, time.perf_counter() - before - self.interval)
+            lag = time.perf_counter() - before - self.interval
+            self.lags.append((before, lag))
+            self.worst_lag = max(self.worst_lag, lag)
             self.samples += 1
             self.peak_rss = max(self.peak_rss, rss_bytes())

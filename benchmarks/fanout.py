@@ -68,6 +68,7 @@ class Outcome:
     first_step_share: float = math.nan
     rss_growth: int = 0
     worst_lag_s: float = math.nan
+    worst_lag_primed_s: float = math.nan  # once every primer has started: the barrier's release burst excluded
     wall_s: float = math.nan
     errors: Counter[str] = field(default_factory=Counter)
 
@@ -85,9 +86,12 @@ async def run_strategy(shape: Shape, strategy: Strategy, farm: ServerFarm) -> Ou
             bindings[f"chat-{w}-{c}"] = WorkspaceBinding(f"ws-{w}", build_id=f"build-{w}", agent_id=f"agent-{w}")
 
     names: Counter[str] = Counter()
+    all_primers_started = [math.inf]  # time.perf_counter
 
     def count(event: Event) -> None:
         names[event.name] += 1
+        if event.name == "primer.started" and names[event.name] == shape.chats:
+            all_primers_started[0] = time.perf_counter()
 
     arrived = 0
     everyone_provisioning = anyio.Event()
@@ -144,6 +148,7 @@ async def run_strategy(shape: Shape, strategy: Strategy, farm: ServerFarm) -> Ou
     outcome.first_step_share = sum(1 for o in offered if o.step == 1) / shape.chats
     outcome.rss_growth = monitor.rss_growth
     outcome.worst_lag_s = monitor.worst_lag
+    outcome.worst_lag_primed_s = monitor.worst_lag_after(all_primers_started[0])
     return outcome
 
 
@@ -244,6 +249,13 @@ def run(quick: bool) -> Section:
             "≤ 20 ms",
             ours.worst_lag_s <= 0.020,
         ),
+        Row(
+            NAME,
+            "  the same once every primer has started (the barrier's release burst excluded)",
+            ms(ours.worst_lag_primed_s),
+            ms(ref.worst_lag_primed_s),
+            "—",
+        ),
     ]
     layout = (
         "one MCP server per workspace"
@@ -254,9 +266,10 @@ def run(quick: bool) -> Section:
         f"4: {shape.chats:,} chats over {shape.workspaces} workspaces ({shape.chats_per_workspace} chats each, "
         f"one agent each, {layout}), one shared ChatRuntime and MemoryToolCache per strategy, all primers started "
         f"at once (barrier), servers ready from the start; each strategy in a fresh process "
-        f"({ours.wall_s:.1f} s and {ref.wall_s:.1f} s). Memory is resident set size sampled every 5 ms minus the "
-        "size just before the burst; the server threads share the process, so their connection state and their "
-        "share of the GIL count too."
+        f"({ours.wall_s:.1f} s and {ref.wall_s:.1f} s), the MCP servers in another process. Memory is resident set "
+        f"size sampled every 5 ms minus the size just before the burst. The barrier releases all {shape.chats:,} "
+        "chats in one event-loop iteration, so each chat's provisioning step and primer start run back to back: "
+        "that burst is the worst lag; the second lag row starts once every primer has started."
     )
     for outcome in (ours, ref):
         if outcome.errors:
