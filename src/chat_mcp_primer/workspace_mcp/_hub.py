@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -77,19 +78,13 @@ class WorkspaceMcpHub:
         self._offers: dict[tuple[str, str, frozenset[str]], _Offer] = {}
         # The agent each workspace was last seen with, so a change of agent is noticed once.
         self._agents: dict[str, str] = {}
+        self._parts: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> WorkspaceMcpHub:
-        await self.sessions.__aenter__()
-        try:
-            await self.signals.__aenter__()
-            try:
-                await self.hold_deadlines.__aenter__()
-            except BaseException:
-                await self.signals.__aexit__(None, None, None)
-                raise
-        except BaseException:
-            await self.sessions.__aexit__(None, None, None)
-            raise
+        async with contextlib.AsyncExitStack() as stack:
+            for part in (self.sessions, self.signals, self.hold_deadlines):
+                await stack.enter_async_context(part)
+            self._parts = stack.pop_all()
         return self
 
     async def __aexit__(
@@ -98,13 +93,9 @@ class WorkspaceMcpHub:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        try:
-            await self.hold_deadlines.__aexit__(exc_type, exc, traceback)
-        finally:
-            try:
-                await self.signals.__aexit__(exc_type, exc, traceback)
-            finally:
-                await self.sessions.__aexit__(exc_type, exc, traceback)
+        parts, self._parts = self._parts, None
+        if parts is not None:  # deadlines and signals end first, then the sessions close
+            await parts.__aexit__(exc_type, exc, traceback)
 
     def forget_other_agents(self, workspace_id: str, keep_agent_id: str | None) -> None:
         """The workspace's agent is now ``keep_agent_id``: close its other agents' sessions, drop their tools."""

@@ -6,7 +6,6 @@ from types import TracebackType
 from typing import cast
 
 import anyio
-import anyio.abc
 
 from chat_mcp_primer._tasks import BackgroundTasks
 from chat_mcp_primer.clock import Clock
