@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from chat_mcp_primer._tasks import BackgroundTasks
 from chat_mcp_primer.testing import MockClock
 from chat_mcp_primer.workspace_mcp._deadlines import Deadlines
 
@@ -28,7 +29,8 @@ async def test_each_scope_is_cancelled_at_its_deadline_and_a_cleared_one_never(c
         changed.set()
         changed = anyio.Event()
 
-    async with Deadlines(clock, *TAGS) as deadlines, anyio.create_task_group() as group:
+    async with BackgroundTasks() as tasks, anyio.create_task_group() as group:
+        deadlines = Deadlines(clock, tasks, *TAGS)
         group.start_soon(held, "late", deadlines, 5.0)
         await clock.wait_for_sleeper(*TAGS)
         group.start_soon(held, "early", deadlines, 2.0)  # earlier than the one the task sleeps for

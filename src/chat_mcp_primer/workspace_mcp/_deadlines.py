@@ -5,7 +5,6 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import dataclass, field
-from types import TracebackType
 
 import anyio
 
@@ -33,39 +32,21 @@ class Deadlines:
     A thousand chats holding a step each would otherwise need a thousand timer tasks, and every one of
     them is work to start and, when the runtime closes, to cancel. A cleared deadline stays queued until
     it comes up and is then skipped: clearing costs nothing, and the task only wakes when a deadline is
-    due. Use as an async context manager; leaving it drops every deadline (their scopes are not cancelled).
+    due. The task runs among ``tasks``, the owner's background tasks, and ends with them.
     """
 
-    def __init__(self, clock: Clock, *tags: str) -> None:
+    def __init__(self, clock: Clock, tasks: BackgroundTasks, *tags: str) -> None:
         self._clock = clock
+        self._tasks = tasks
         self._tags = tags
         self._queue: list[Deadline] = []
         self._order = itertools.count()
-        self._tasks: BackgroundTasks | None = None
         self._running = False
         self._idle: anyio.Event | None = None  # set when a deadline arrives while none is queued
         self._earlier = Signal()  # ends the nap when a deadline earlier than the queued ones arrives
 
-    async def __aenter__(self) -> Deadlines:
-        self._tasks = BackgroundTasks()
-        await self._tasks.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        tasks, self._tasks = self._tasks, None
-        assert tasks is not None
-        self._queue.clear()
-        await tasks.__aexit__(exc_type, exc, traceback)
-
     def cancel_at(self, at: float, scope: anyio.CancelScope) -> Deadline:
         """Cancel ``scope`` once ``clock.now() >= at``; `Deadline.clear` withdraws it."""
-        if self._tasks is None:
-            raise RuntimeError("Deadlines is not entered")
         deadline = Deadline(at, next(self._order), scope)
         earliest = not self._queue or at < self._queue[0].at
         heapq.heappush(self._queue, deadline)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
 
+from chat_mcp_primer._tasks import BackgroundTasks
 from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.workspace import AgentMcp
@@ -70,9 +71,11 @@ class WorkspaceMcpHub:
         self.clock = clock
         self.settings = settings
         self.sessions = McpSessions(clock, settings, events, on_tools_changed=self._tools_changed)
-        self.signals = SharedSignals(clock, settings, events)
+        # The hub's own background work: shared watches and probes, and the held steps' deadlines.
+        self._background = BackgroundTasks()
+        self.signals = SharedSignals(clock, settings, events, self._background)
         # When held steps stop waiting for their primers (`PrimerSettings.prepare_wait`).
-        self.hold_deadlines = Deadlines(clock, *PREPARE_WAIT_TAGS)
+        self.hold_deadlines = Deadlines(clock, self._background, *PREPARE_WAIT_TAGS)
         self.discovery = Discovery(self.sessions, cache, clock, settings, events, on_listed=self._listed)
         self._listeners: dict[CacheKey, list[CatalogueListener]] = {}
         self._offers: dict[tuple[str, str, frozenset[str]], _Offer] = {}
@@ -82,8 +85,8 @@ class WorkspaceMcpHub:
 
     async def __aenter__(self) -> WorkspaceMcpHub:
         async with contextlib.AsyncExitStack() as stack:
-            for part in (self.sessions, self.signals, self.hold_deadlines):
-                await stack.enter_async_context(part)
+            await stack.enter_async_context(self.sessions)
+            await stack.enter_async_context(self._background)
             self._parts = stack.pop_all()
         return self
 
@@ -94,7 +97,7 @@ class WorkspaceMcpHub:
         traceback: TracebackType | None,
     ) -> None:
         parts, self._parts = self._parts, None
-        if parts is not None:  # deadlines and signals end first, then the sessions close
+        if parts is not None:  # watches, probes and deadlines end first, then the sessions close
             await parts.__aexit__(exc_type, exc, traceback)
 
     def forget_other_agents(self, workspace_id: str, keep_agent_id: str | None) -> None:

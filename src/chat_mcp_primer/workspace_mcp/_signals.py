@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -105,35 +104,17 @@ class _Feed:
 class SharedSignals:
     """The wake-up sources every turn of a hub shares: one change stream per workspace (with Coder, one
     watch connection to coderd, however many chats wait on the workspace) and one connection probe per
-    refused endpoint. Each runs in a task of its own while anyone listens, and ends with the last listener.
-
-    Use as an async context manager: leaving it ends every watch and probe.
+    refused endpoint. Each runs while anyone listens, in a task among ``tasks`` (the owner's background
+    tasks, which end them all), and ends with its last listener.
     """
 
-    def __init__(self, clock: Clock, settings: PrimerSettings, events: Events) -> None:
+    def __init__(self, clock: Clock, settings: PrimerSettings, events: Events, tasks: BackgroundTasks) -> None:
         self._clock = clock
         self._settings = settings
         self._events = events
-        self._tasks: BackgroundTasks | None = None
+        self._tasks = tasks
         self._watches: dict[tuple[int, str], _Feed] = {}
         self._probes: dict[str, _Feed] = {}
-
-    async def __aenter__(self) -> SharedSignals:
-        self._tasks = BackgroundTasks()
-        await self._tasks.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        tasks, self._tasks = self._tasks, None
-        assert tasks is not None
-        self._watches.clear()
-        self._probes.clear()
-        await tasks.__aexit__(exc_type, exc, traceback)
 
     def watch(self, source: WorkspaceChangeSource, binding: WorkspaceBinding, listener: SignalListener) -> Unsubscribe:
         """Tell ``listener`` of every change ``source`` reports for the workspace, until unsubscribed."""
@@ -153,8 +134,6 @@ class SharedSignals:
         return self._subscribe(self._probes, url, feed, listener)
 
     def _start(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
-        if self._tasks is None:
-            raise RuntimeError("SharedSignals is not entered")
         self._tasks.start_soon(function, *args)
 
     @staticmethod
