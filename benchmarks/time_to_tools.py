@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import random
-import socket
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -41,7 +40,7 @@ from benchmarks._common import (
     warm_up,
 )
 from chat_mcp_primer import Chat, ChatRuntime, PrimerSettings, SystemClock, WorkspaceBinding
-from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, WorkspaceMCPServer, echo_tools
+from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, WorkspaceMCPServer, echo_tools, free_port
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace_mcp import Strategy
 
@@ -92,13 +91,6 @@ def offsets(trials: int, span: float, seed: int) -> list[float]:
     drawn = [(i + rng.random()) * span / trials for i in range(trials)]
     rng.shuffle(drawn)
     return drawn
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on yet: connections to it are refused until a server starts there."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def endpoint_of(trial: Trial, server: WorkspaceMCPServer) -> McpEndpoint:

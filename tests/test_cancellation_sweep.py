@@ -21,7 +21,6 @@ import contextlib
 import importlib
 import json
 import pkgutil
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,6 +29,7 @@ from typing import Any
 import anyio
 import pytest
 import sniffio
+from tests._provision import Provision
 
 import chat_mcp_primer
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse, ToolResult, ToolSpec
@@ -48,12 +48,13 @@ from chat_mcp_primer.testing import (
     WorkspaceMCPServer,
     call,
     echo_tools,
+    free_port,
     serve_fake_coder,
 )
 from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
-from chat_mcp_primer.workspace_mcp import CacheKey, MemoryToolCache, PrimerSettings, RemoteTool, TurnWorkspace
+from chat_mcp_primer.workspace_mcp import CacheKey, MemoryToolCache, PrimerSettings, RemoteTool
 
 pytestmark = pytest.mark.anyio
 
@@ -210,32 +211,9 @@ class Sweep:
 # -- scenario 1: in-memory workspaces, real MCP servers on loopback ----------------------------------
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on (yet): connections to it are refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 DOCS_TOOLS = ["search"]
 LATE_TOOLS = ["deploy"]
 READY = WorkspaceBinding("ws-1", build_id="build-1", agent_id="agent-1")
-
-
-class Provision:
-    """Stands in for create_workspace: binds the chat to a build, then reports its agent ready."""
-
-    spec = ToolSpec(name="provision", description="Create a workspace and wait for its agent.")
-
-    def __init__(self, turn: TurnWorkspace) -> None:
-        self._turn = turn
-
-    async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
-        self._turn.bind(WorkspaceBinding("ws-1", build_id="build-1"))
-        self._turn.bind(READY)
-        self._turn.agent_ready()
-        return ToolResult.json({"created": True})
 
 
 class StartLateServer:
@@ -272,7 +250,7 @@ class InMemoryWorld:
             model,
             backend=self.workspaces,
             tools=tools,
-            workspace_tools=lambda turn: [Provision(turn)],
+            workspace_tools=lambda turn: [Provision(turn, READY)],
             clock=self.clock,
             primer=SWEEP_SETTINGS,
             cache=cache,

@@ -18,6 +18,7 @@ from chat_mcp_primer.testing import (
     ToolDef,
     WorkspaceMCPServer,
     echo_tools,
+    free_port,
 )
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace_mcp import (
@@ -35,13 +36,6 @@ pytestmark = pytest.mark.anyio
 BINDING = WorkspaceBinding("ws-1", agent_id="agent-1")
 # Guards against hangs in real time (the servers answer from other threads); never an assertion about speed.
 GUARD_S = 10
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on: connections to it are refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_server_that_lists_nothing_for_a_while_then_lists_tools(

@@ -3,7 +3,6 @@ and a bounded wait before the next step. On the fake clock, over real loopback M
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 
 import anyio
@@ -11,7 +10,14 @@ import pytest
 
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import WorkspaceBinding
-from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, MockClock, WorkspaceMCPServer, echo_tools
+from chat_mcp_primer.testing import (
+    EventRecorder,
+    InMemoryWorkspaces,
+    MockClock,
+    WorkspaceMCPServer,
+    echo_tools,
+    free_port,
+)
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace_mcp import (
     RETRY_TAGS,
@@ -28,12 +34,6 @@ pytestmark = pytest.mark.anyio
 BINDING = WorkspaceBinding("ws-1", agent_id="agent-1")
 # A guard against a hang in real time, never an assertion about speed.
 GUARD_S = 10
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_primed_schedule_starts_short_and_never_exceeds_the_reference_attempt_count() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
+from tests._provision import Provision
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, RuntimeClosedError, ToolResult, ToolSpec
 from chat_mcp_primer.model import WorkspaceBinding
@@ -23,27 +24,12 @@ from chat_mcp_primer.testing import (
     call,
     echo_tools,
 )
-from chat_mcp_primer.workspace_mcp import RETRY_TAGS, MemoryToolCache, PrimerSettings, TurnWorkspace
+from chat_mcp_primer.workspace_mcp import RETRY_TAGS, MemoryToolCache, PrimerSettings
 
 pytestmark = pytest.mark.anyio
 
 READY = WorkspaceBinding("ws-1", build_id="build-1", agent_id="agent-1")
 REFERENCE = PrimerSettings(strategy="reference")
-
-
-class Provision:
-    """Stands in for create_workspace: binds the chat to a build, then reports the agent ready."""
-
-    spec = ToolSpec(name="provision", description="Create a workspace and wait for its agent.")
-
-    def __init__(self, turn: TurnWorkspace) -> None:
-        self._turn = turn
-
-    async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
-        self._turn.bind(WorkspaceBinding("ws-1", build_id="build-1"))
-        self._turn.bind(READY)
-        self._turn.agent_ready()
-        return ToolResult.json({"created": True, "workspace_name": "dev"})
 
 
 async def wait_for_event(events: EventRecorder, name: str) -> None:
@@ -57,7 +43,7 @@ def runtime_for(
     return ChatRuntime(
         model,
         backend=workspaces,
-        workspace_tools=lambda turn: [Provision(turn)],
+        workspace_tools=lambda turn: [Provision(turn, READY)],
         clock=clock,
         on_event=events,
         primer=REFERENCE,
@@ -100,7 +86,7 @@ async def test_workspace_tools_are_offered_at_the_first_step_after_the_primer_su
                 model,
                 backend=workspaces,
                 tools=[Wait()],
-                workspace_tools=lambda turn: [Provision(turn)],
+                workspace_tools=lambda turn: [Provision(turn, READY)],
                 clock=clock,
                 on_event=event_log,
                 primer=REFERENCE,

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
+from tests._provision import Provision
 
-from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, ToolResult, ToolSpec, TurnResult
+from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, ToolResult, TurnResult
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, MockClock, ScriptedModel, ScriptStep, call
 from chat_mcp_primer.workspace import McpEndpoint
-from chat_mcp_primer.workspace_mcp import CacheKey, MemoryToolCache, PrimerSettings, RemoteTool, TurnWorkspace
+from chat_mcp_primer.workspace_mcp import CacheKey, MemoryToolCache, PrimerSettings, RemoteTool
 
 # Guards a whole turn against hanging in real time.
 GUARD_S = 30
@@ -22,20 +22,6 @@ AGENT = "agent-1"
 READY = WorkspaceBinding(WORKSPACE, build_id="build-1", agent_id=AGENT)
 # The reference budgets; only the held step's polls are sparser, as each costs a real listing here.
 FAULT_SETTINGS = PrimerSettings(prepare_poll_interval=1.0)
-
-
-class Provision:
-    """Stands in for create_workspace: binds the chat to its ready agent, which launches the primer."""
-
-    spec = ToolSpec(name="provision", description="Create a workspace and wait for its agent.")
-
-    def __init__(self, turn: TurnWorkspace) -> None:
-        self._turn = turn
-
-    async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
-        self._turn.bind(READY)
-        self._turn.agent_ready()
-        return ToolResult.json({"created": True, "workspace_name": "dev"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +104,7 @@ async def run_fault_turn(
     runtime = ChatRuntime(
         model,
         backend=workspaces,
-        workspace_tools=lambda turn: [Provision(turn)],
+        workspace_tools=lambda turn: [Provision(turn, READY)],
         clock=clock,
         cache=cache,
         primer=settings,

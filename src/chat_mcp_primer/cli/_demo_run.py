@@ -9,7 +9,6 @@ real Coder deployment.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -23,7 +22,15 @@ from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.events import Event
 from chat_mcp_primer.model import Chat, ModelRequest, ModelResponse, ToolCall, ToolResult, ToolSpec
 from chat_mcp_primer.runtime import ChatRuntime
-from chat_mcp_primer.testing import FakeAgent, FakeCoder, FakeMcpServer, FakeTemplate, FakeVersion, serve_fake_coder
+from chat_mcp_primer.testing import (
+    FakeAgent,
+    FakeCoder,
+    FakeMcpServer,
+    FakeTemplate,
+    FakeVersion,
+    free_port,
+    serve_fake_coder,
+)
 from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
 from chat_mcp_primer.workspace_mcp import PrimerSettings
@@ -111,12 +118,6 @@ class TakeNotes:
 
     async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
         return ToolResult("noted")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _simulated_deployment(clock: Clock, server_port: int) -> FakeCoder:
@@ -235,7 +236,7 @@ async def run_demo(
     async with AsyncExitStack() as stack:
         simulated_agent: _SimulatedAgent | None = None
         if coder_url is None:
-            port = _free_port()
+            port = free_port()
             fake = _simulated_deployment(clock, port)
             served = stack.enter_context(serve_fake_coder(fake))
             coder_url, token = served.url, served.token

@@ -26,7 +26,7 @@ from chat_mcp_primer.testing._fake_coder import (
 from chat_mcp_primer.testing._mcp_server import ToolDef, WorkspaceMCPServer, echo_tools
 from chat_mcp_primer.testing._mock_clock import MockClock, MockClockError, Trap, TrappedCall
 from chat_mcp_primer.testing._scripted_model import ScriptedModel, ScriptExhaustedError, ScriptStep, call
-from chat_mcp_primer.testing._serving import LoopbackServer
+from chat_mcp_primer.testing._serving import LoopbackServer, free_port
 from chat_mcp_primer.workspace import InMemoryWorkspaces
 
 __all__ = [
@@ -55,5 +55,6 @@ __all__ = [
     "WorkspaceState",
     "call",
     "echo_tools",
+    "free_port",
     "serve_fake_coder",
 ]

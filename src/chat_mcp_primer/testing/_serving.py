@@ -15,6 +15,15 @@ _STARTUP_TIMEOUT_S = 30.0
 _STARTUP_POLL_S = 0.005
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on yet: connections to it are refused until a server starts there
+    (e.g. ``WorkspaceMCPServer(port=...)``). Another process could take it meanwhile; tests accept that."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 class LoopbackServer:
     """Serves an ASGI app with uvicorn on a fresh 127.0.0.1 port, in a thread of its own.
 
