@@ -126,6 +126,8 @@ class ChatRuntime:
         self.events.emit("turn.started", chat_id=chat.id)
         try:
             with scope:
+                if self._hub is not None:
+                    await self._hub.pacer.admit()  # many turns started at once begin a few per loop pass
                 result = await self._run(chat, user_message)
             if scope.cancelled_caught:
                 raise RuntimeClosedError("the ChatRuntime was closed during the turn")

@@ -17,6 +17,7 @@ from chat_mcp_primer.workspace_mcp._deadlines import Deadlines
 from chat_mcp_primer.workspace_mcp._discovery import Discovery
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool
 from chat_mcp_primer.workspace_mcp._naming import ToolNames
+from chat_mcp_primer.workspace_mcp._pacing import Pacer
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
 from chat_mcp_primer.workspace_mcp._sessions import McpSession, McpSessions
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
@@ -76,6 +77,8 @@ class WorkspaceMcpHub:
         self.signals = SharedSignals(clock, settings, events, self._background)
         # When held steps stop waiting for their primers (`PrimerSettings.prepare_wait`).
         self.hold_deadlines = Deadlines(clock, self._background, *PREPARE_WAIT_TAGS)
+        # Discovery attempts by many chats at once go through a few per pass of the event loop.
+        self.pacer = Pacer(settings.admissions_per_pass, self._background)
         self.discovery = Discovery(self.sessions, cache, clock, settings, events, on_listed=self._listed)
         self._listeners: dict[CacheKey, list[CatalogueListener]] = {}
         self._offers: dict[tuple[str, str, frozenset[str]], _Offer] = {}

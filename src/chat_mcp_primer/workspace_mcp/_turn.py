@@ -182,6 +182,7 @@ class TurnWorkspace:
     async def _prime(self, scope: anyio.CancelScope, ended: anyio.Event) -> None:
         try:
             with scope:
+                await self._hub.pacer.admit()  # primers started together (a burst of ready agents) start paced
                 report = await self._signalled_primer()
                 self.primer_reports.append(report)
                 if ended is self._primer_ended:
@@ -257,6 +258,7 @@ class TurnWorkspace:
             return None
         primed = self._settings.strategy == "primed"
         if primed:
+            await self._hub.pacer.admit()
             await self._wait_for_fresh_primer()
         result = await self._attempt()
         if result.outcome is Outcome.NO_ENDPOINTS and primed:
@@ -300,6 +302,15 @@ class TurnWorkspace:
                 bound.clear()
 
     async def _attempt(self) -> DiscoveryResult:
+        # Many chats start attempts together (their polls fall due, a listing wakes their primers) and
+        # go on together (a shared listing ends): both happen a few chats per pass of the event loop.
+        pacer = self._hub.pacer
+        await pacer.admit()
+        result = await self._attempt_now()
+        await pacer.admit()
+        return result
+
+    async def _attempt_now(self) -> DiscoveryResult:
         agent = await self._resolve_agent()
         if agent is None:
             return DiscoveryResult(Outcome.NO_AGENT)
