@@ -19,6 +19,7 @@ import anyio
 from benchmarks._common import (
     GUARD_S,
     CheckStatus,
+    GcPauses,
     Provision,
     Row,
     Section,
@@ -60,6 +61,7 @@ class Outcome:
     closed_events: int = 0  # session.closed events once everything settled
     connections_before: int = 0
     aclose_s: float = math.nan
+    aclose_gc_s: float = math.nan  # of aclose_s, spent in CPython's garbage collector
     unwound_s: float = math.nan  # from aclose() to the last primer.cancelled event: the turns unwinding
     tasks_left: int = -1  # the library's tasks still alive right after aclose() returned
     sessions_left: int = -1
@@ -141,10 +143,16 @@ async def run_strategy(chats: int, chats_per_workspace: int, strategy: Strategy,
         outcome.dialled = names["session.dialing"]
         outcome.connections_before = farm.open_connections()
 
+        collections = GcPauses()
+        collections.install()
         began, began_on_clock = time.perf_counter(), clock.now()
-        await runtime.aclose()
-        closed = time.perf_counter()
+        try:
+            await runtime.aclose()
+        finally:
+            closed = time.perf_counter()
+            collections.uninstall()
         outcome.aclose_s = closed - began
+        outcome.aclose_gc_s = collections.within(began, closed)
         outcome.unwound_s = last_cancelled[0] - began_on_clock
 
         left = [
@@ -187,6 +195,13 @@ def run(quick: bool) -> Section:
             f"{ms(ref.aclose_s)} ({ref.in_flight:,})",
             "≤ 200 ms",
             ours.aclose_s <= 0.200 and ours.in_flight == chats,
+        ),
+        Row(
+            NAME,
+            "  of which CPython's garbage collector",
+            ms(ours.aclose_gc_s),
+            ms(ref.aclose_gc_s),
+            "—",
         ),
         Row(
             NAME,
