@@ -114,3 +114,8 @@ async def test_pacing_one_chat_per_pass_loses_nothing(
     assert answers == ["done"] * chats
     assert server.list_calls == 1
     assert [event.fields["is_error"] for event in event_log.named("tool.called")] == [False] * chats
+
+
+def test_a_pacer_that_admits_no_one_is_refused_up_front() -> None:
+    with pytest.raises(ValueError, match="admissions_per_pass"):
+        PrimerSettings(admissions_per_pass=0)

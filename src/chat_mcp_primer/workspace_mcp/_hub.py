@@ -77,7 +77,7 @@ class WorkspaceMcpHub:
         self.signals = SharedSignals(clock, settings, events, self._background)
         # When held steps stop waiting for their primers (`PrimerSettings.prepare_wait`).
         self.hold_deadlines = Deadlines(clock, self._background, *PREPARE_WAIT_TAGS)
-        # Discovery attempts by many chats at once go through a few per pass of the event loop.
+        # Turns, primers and discovery attempts that many chats start at once go a few per event-loop pass.
         self.pacer = Pacer(settings.admissions_per_pass, self._background)
         self.discovery = Discovery(self.sessions, cache, clock, settings, events, on_listed=self._listed)
         self._listeners: dict[CacheKey, list[CatalogueListener]] = {}
