@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -101,11 +101,16 @@ class _Feed:
             listener(reason)
 
 
+ToolsListed = Callable[[], Awaitable[bool]]
+"""One look for an agent's tools: True when every one of its servers listed some."""
+
+
 class SharedSignals:
     """The wake-up sources every turn of a hub shares: one change stream per workspace (with Coder, one
-    watch connection to coderd, however many chats wait on the workspace) and one connection probe per
-    refused endpoint. Each runs while anyone listens, in a task among ``tasks`` (the owner's background
-    tasks, which end them all), and ends with its last listener.
+    watch connection to coderd, however many chats wait on the workspace), one connection probe per
+    refused endpoint, and one poll per agent for the steps held for its primers. Each runs while anyone
+    listens, in a task among ``tasks`` (the owner's background tasks, which end them all), and ends with
+    its last listener.
     """
 
     def __init__(self, clock: Clock, settings: PrimerSettings, events: Events, tasks: BackgroundTasks) -> None:
@@ -115,6 +120,7 @@ class SharedSignals:
         self._tasks = tasks
         self._watches: dict[tuple[int, str], _Feed] = {}
         self._probes: dict[str, _Feed] = {}
+        self._polls: dict[tuple[str, str], _Feed] = {}
 
     def watch(self, source: WorkspaceChangeSource, binding: WorkspaceBinding, listener: SignalListener) -> Unsubscribe:
         """Tell ``listener`` of every change ``source`` reports for the workspace, until unsubscribed."""
@@ -132,6 +138,21 @@ class SharedSignals:
             feed = self._probes[url] = _Feed()
             self._start(self._knock, url, feed)
         return self._subscribe(self._probes, url, feed, listener)
+
+    def poll(self, agent: tuple[str, str], look: ToolsListed, listener: SignalListener) -> Unsubscribe:
+        """Every ``prepare_poll_interval``, ``look`` for the tools of ``agent`` (workspace id, agent id);
+        tell ``listener`` once they are all listed, until unsubscribed.
+
+        A held step stands in for the model steps it holds back, each of which would have listed once.
+        A thousand chats held on a hundred agents make a hundred looks per interval, not a thousand
+        wake-ups: a chat's poll costs nothing until the tools are there. The first listener's ``look``
+        is the one used; every chat of an agent looks the same way.
+        """
+        feed = self._polls.get(agent)
+        if feed is None:
+            feed = self._polls[agent] = _Feed()
+            self._start(self._poll, agent, feed, look)
+        return self._subscribe(self._polls, agent, feed, listener)
 
     def _start(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
         self._tasks.start_soon(function, *args)
@@ -163,6 +184,16 @@ class SharedSignals:
                 )
         if self._watches.get(key) is feed:  # ended on its own: the next listener starts a new one
             del self._watches[key]
+
+    async def _poll(self, agent: tuple[str, str], feed: _Feed, look: ToolsListed) -> None:
+        with feed.scope:
+            while True:
+                await self._clock.sleep(self._settings.prepare_poll_interval, *PREPARE_POLL_TAGS)
+                if await look():
+                    feed.tell("tools listed")
+                    break
+        if self._polls.get(agent) is feed:
+            del self._polls[agent]
 
     async def _knock(self, url: str, feed: _Feed) -> None:
         with feed.scope:

@@ -19,7 +19,7 @@ from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
 from chat_mcp_primer.workspace_mcp._sessions import REFUSED, describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
-from chat_mcp_primer.workspace_mcp._signals import PREPARE_POLL_TAGS, Signal, Unsubscribe
+from chat_mcp_primer.workspace_mcp._signals import Signal, Unsubscribe
 
 
 class TurnWorkspace:
@@ -276,10 +276,11 @@ class TurnWorkspace:
     async def _wait_for_fresh_primer(self) -> None:
         """Hold the step until the primer ends, at most ``prepare_wait``, once per primer.
 
-        While the step is held, the model makes no steps, so the step looks for the tools itself every
-        ``prepare_poll_interval``, as each model step would have (a cheap listing, shared with the primer
-        and other chats by single flight, answered from the cache once anyone has the tools): a server
-        that lists its tools without any signal is found within a poll, not a primer pause.
+        While the step is held, the model makes no steps, so someone must look for the tools every
+        ``prepare_poll_interval``, as each model step would have: a server that lists its tools without
+        any signal is found within a poll, not a primer pause. The look is the hub's, one per agent
+        however many chats are held on it (a cheap listing, shared with the primers by single flight,
+        answered from the cache once anyone has the tools).
         """
         ended = self._primer_ended
         if ended is None or ended.is_set() or ended is self._waited_for:
@@ -288,18 +289,30 @@ class TurnWorkspace:
         self._events.emit("prepare.waiting_for_primer", chat_id=self.chat_id)
         with anyio.CancelScope() as held:
             # Ended by whichever comes first: the primer's end (`_prime` cancels this scope), the bound (kept
-            # by the hub's one deadline task, not a timer task per step), or the tools found by the step's
-            # own polling.
+            # by the hub's one deadline task, not a timer task per step), or the tools found by the poll.
             self._hold = (ended, held)
             bound = self._hub.hold_deadlines.cancel_at(self._clock.now() + self._settings.prepare_wait, held)
+            stop_polling: Unsubscribe = _nothing
             try:
-                while True:
-                    await self._clock.sleep(self._settings.prepare_poll_interval, *PREPARE_POLL_TAGS)
-                    if (await self._attempt()).outcome is Outcome.OK:
-                        break
+                stop_polling = self._poll_while_held(await self._resolve_agent(), held)
+                await anyio.sleep_forever()
             finally:
                 self._hold = None
                 bound.clear()
+                stop_polling()
+
+    def _poll_while_held(self, agent: AgentMcp | None, held: anyio.CancelScope) -> Unsubscribe:
+        """Have the hub look for ``agent``'s tools while the step is held, and let the step go on once
+        they are listed (its own attempt then finds them in the cache)."""
+        if agent is None:
+            return _nothing  # no agent to look at: the primer, the watch or the bound ends the hold
+        hub = self._hub
+
+        async def tools_listed() -> bool:
+            await hub.pacer.admit()
+            return (await hub.discovery.attempt(agent)).outcome is Outcome.OK
+
+        return hub.signals.poll((agent.workspace_id, agent.agent_id), tools_listed, lambda _: held.cancel())
 
     async def _attempt(self) -> DiscoveryResult:
         # Many chats start attempts together (their polls fall due, a listing wakes their primers) and
@@ -363,3 +376,7 @@ class TurnWorkspace:
             self._events.emit("tools.added", chat_id=self.chat_id, count=len(current.tools), names=current.names)
         others = [tool for tool in tools if not isinstance(tool, WorkspaceMcpTool)]
         return [*others, *current.tools]
+
+
+def _nothing() -> None:
+    return None
