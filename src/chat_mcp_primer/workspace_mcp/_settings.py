@@ -36,12 +36,12 @@ class PrimerSettings:
     # (Coder's later design waits 15 s for the agent's discovery report). It returns the moment the
     # primer ends, either way.
     prepare_wait: float = 15.0
-    # Primed: while a step is held for the primer, how often it looks for the tools itself (a cheap
-    # listing, shared by every chat of the agent, a cache hit once anyone has them), standing in for the
-    # model steps it holds back, each of which would have listed once: a server that starts listing with
-    # no signal is found within ~0.125 s on average, at 4 listings a second per agent and server while a
-    # step is held (at most prepare_wait) and tools are missing.
-    prepare_poll_interval: float = 0.25
+    # Primed: while steps are held for their primers, how often the hub looks for the agent's tools (a
+    # cheap listing, one per agent however many chats are held on it, a cache hit once anyone has them),
+    # standing in for the model steps held back, each of which would have listed once: a server that
+    # starts listing with no signal is found within ~0.1 s on average, at 5 listings a second per agent
+    # and server while a step is held (at most prepare_wait) and tools are missing.
+    prepare_poll_interval: float = 0.2
     # Primed: while an endpoint refuses connections, how often to knock (a bare TCP connect, no MCP
     # traffic) to learn the moment it starts to accept.
     probe_interval: float = 0.1
