@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from chat_mcp_primer.events import Events
@@ -28,6 +29,7 @@ from chat_mcp_primer.workspace_mcp import (
     WorkspaceMcpHub,
 )
 from chat_mcp_primer.workspace_mcp._primer import next_pause
+from chat_mcp_primer.workspace_mcp._signals import PREPARE_POLL_TAGS
 
 pytestmark = pytest.mark.anyio
 
@@ -121,6 +123,57 @@ async def test_another_chats_listing_ends_the_pause_early(
     assert woken.fields["chat_id"] == "chat-2"
     assert [event.at for event in event_log.named("primer.succeeded")] == [pytest.approx(0.1)] * 2
     assert server.list_calls == 3  # one listing each while empty, then one for both
+
+
+async def test_held_steps_share_one_poll_per_agent_however_many_chats_wait_on_it(
+    clock: MockClock, workspaces: InMemoryWorkspaces, cache: MemoryToolCache, event_log: EventRecorder
+) -> None:
+    """Three chats held on each of two agents: two polls, not six; each ends with the last step it serves."""
+    settings = PrimerSettings()
+    events = Events(clock.now, event_log)
+    per_agent, agents = 3, ("agent-1", "agent-2")
+    offered: list[list[str]] = []
+    with (
+        WorkspaceMCPServer(echo_tools("grep"), name="code", clock=clock, ready_at=float("inf")) as first,
+        WorkspaceMCPServer(echo_tools("grep"), name="code", clock=clock, ready_at=float("inf")) as second,
+    ):
+        for number, server in enumerate((first, second), start=1):
+            workspaces.set_agent(f"ws-{number}", f"agent-{number}", (server.endpoint(),))
+        async with WorkspaceMcpHub(cache=cache, clock=clock, settings=settings, events=events) as hub:
+
+            async def chat(number: int, workspace: int) -> None:
+                binding = WorkspaceBinding(f"ws-{workspace}", agent_id=f"agent-{workspace}")
+                turn = TurnWorkspace(
+                    chat_id=f"chat-{number}",
+                    binding=binding,
+                    source=workspaces,
+                    cache=cache,
+                    clock=clock,
+                    settings=settings,
+                    events=events,
+                    hub=hub,
+                )
+                async with turn:
+                    turn.agent_ready()
+                    tools = await turn.prepare_tools([])
+                    offered.append([tool.spec.name for tool in tools or ()])
+
+            with anyio.fail_after(GUARD_S):
+                async with anyio.create_task_group() as group:
+                    for number in range(per_agent * len(agents)):
+                        group.start_soon(chat, number, 1 + number % len(agents))
+                    await clock.wait_for_sleeper(*PREPARE_POLL_TAGS, count=len(agents))
+                    while len(event_log.named("prepare.waiting_for_primer")) < per_agent * len(agents):
+                        await anyio.lowlevel.checkpoint()
+                    for _ in range(10):  # let every held step subscribe
+                        await anyio.lowlevel.checkpoint()
+                    held_polls = clock.pending.count(PREPARE_POLL_TAGS)
+                    first.ready_at = second.ready_at = clock.now()
+                    await clock.advance(settings.prepare_poll_interval)
+            polls_left = clock.pending.count(PREPARE_POLL_TAGS)
+    assert held_polls == len(agents)
+    assert offered == [["code__grep"]] * (per_agent * len(agents))
+    assert polls_left == 0
 
 
 async def test_a_held_step_looks_for_the_tools_itself_between_the_primers_attempts(

@@ -72,7 +72,7 @@ class WorkspaceMcpHub:
         self.clock = clock
         self.settings = settings
         self.sessions = McpSessions(clock, settings, events, on_tools_changed=self._tools_changed)
-        # The hub's own background work: shared watches and probes, and the held steps' deadlines.
+        # The hub's own background work: shared watches, probes and held-step polls, the held steps' deadlines.
         self._background = BackgroundTasks()
         self.signals = SharedSignals(clock, settings, events, self._background)
         # When held steps stop waiting for their primers (`PrimerSettings.prepare_wait`).
