@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 
 import anyio
 import mcp_types
@@ -20,7 +21,7 @@ from chat_mcp_primer.testing import (
     echo_tools,
     free_port,
 )
-from chat_mcp_primer.workspace import McpEndpoint
+from chat_mcp_primer.workspace import EndpointHealth, McpEndpoint
 from chat_mcp_primer.workspace_mcp import (
     CacheKey,
     Discovery,
@@ -241,3 +242,23 @@ async def test_calling_a_tool_of_a_server_that_went_away_is_a_clear_result(
         result = await offered[0].call({})
     assert result.is_error
     assert result.text.startswith(("workspace tool 'g__greet' failed", "workspace connection failed"))
+
+
+async def test_a_session_survives_its_endpoint_turning_healthy_but_not_a_change_of_credentials(
+    clock: MockClock, event_log: EventRecorder
+) -> None:
+    """Backends report an app's health with its endpoint. A lookup made while the app was starting and one
+    made once it is healthy name the same server: one session serves both. New headers are a new session."""
+    events = Events(clock.now, event_log)
+    key = CacheKey("ws-1", "agent-1", "docs")
+    with WorkspaceMCPServer(echo_tools("search"), name="docs", clock=clock) as server:
+        starting = replace(server.endpoint(), health=EndpointHealth.INITIALIZING)
+        async with McpSessions(clock, PrimerSettings(), events) as sessions:
+            with anyio.fail_after(GUARD_S):
+                first = await sessions.session(key, starting)
+                healthy = await sessions.session(key, replace(starting, health=EndpointHealth.HEALTHY))
+                assert healthy is first
+                assert len(event_log.named("session.dialing")) == 1
+                rekeyed = await sessions.session(key, replace(starting, headers={"Authorization": "Bearer new"}))
+    assert rekeyed is not first
+    assert len(event_log.named("session.dialing")) == 2

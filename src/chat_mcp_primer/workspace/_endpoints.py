@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -50,6 +50,11 @@ class McpEndpoint:
     # else is refused without being dialled, so the credentials never leave the deployment. None: no
     # constraint (endpoints an operator configured by hand).
     origin: str | None = None
+
+    def connects_like(self, other: McpEndpoint) -> bool:
+        """Whether a session opened for this endpoint serves ``other``: the same server, URL, headers, TLS
+        verification and origin. Health is not part of it: an app turning healthy is the same server."""
+        return replace(self, health=other.health) == other
 
     @property
     def off_origin(self) -> bool:

@@ -328,7 +328,7 @@ class McpSessions:
             raise SessionError(key.server, reason)
         self.reap_idle()
         session = self._sessions.get(key)
-        if session is None or session.closed or session.closing or session.endpoint != endpoint:
+        if session is None or session.closed or session.closing or not session.endpoint.connects_like(endpoint):
             if session is not None:
                 session.close()
             session = McpSession(key, endpoint, self._on_tools_changed, self._clock.now())
