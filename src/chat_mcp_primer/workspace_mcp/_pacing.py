@@ -14,8 +14,8 @@ class Pacer:
     """Lets at most ``per_pass`` tasks through `admit` in each pass of the event loop; the others queue,
     first come first served, and go through in later passes.
 
-    A thousand chats woken by the same thing (their servers listed, their polls due together, a barrier in
-    the application) would otherwise all run their next piece of work in one pass, and the loop would
+    A thousand chats woken by the same thing (their servers listed, their primers started together, a
+    barrier in the application) would otherwise all run their next piece of work in one pass, and the loop would
     answer nothing else for as long as that takes: ~50 µs each is 50 ms. Admitted a few dozen per pass,
     the same work is spread over as many passes as it needs, and every other task of the process gets its
     turn between them. Admission costs nothing while fewer than ``per_pass`` tasks ask in a pass.

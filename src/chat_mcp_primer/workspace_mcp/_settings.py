@@ -59,9 +59,9 @@ class PrimerSettings:
     dial_slot_seconds: float = 1.0
     # How many chats may start a turn, a primer or a discovery attempt, or go on after an attempt, in one
     # pass of the event loop; the others wait for later passes. Each does 30 to 70 µs of work before it
-    # waits again, so a thousand woken at once (their servers listed together, their polls due together)
-    # would stall the loop for 50 ms; 32 keep a pass near 2 ms, and a thousand still go through in ~30
-    # passes. Applies to the turns of a runtime used as a context manager (they share one pacer).
+    # waits again, so a thousand woken at once (their servers listed together, their primers started
+    # together) would stall the loop for 50 ms; 32 keep a pass near 2 ms, and a thousand still go
+    # through in ~30 passes. The turns of a runtime used as a context manager share one pacer.
     admissions_per_pass: int = 32
     # A workspace tool may run a build or a test suite; five minutes bounds a hung server without
     # cutting real work short.

@@ -305,7 +305,7 @@ class TurnWorkspace:
         """Have the hub look for ``agent``'s tools while the step is held, and let the step go on once
         they are listed (its own attempt then finds them in the cache)."""
         if agent is None:
-            return _nothing  # no agent to look at: the primer, the watch or the bound ends the hold
+            return _nothing  # no agent to look at: the primer's end or the bound ends the hold
         hub = self._hub
 
         async def tools_listed() -> bool:
@@ -315,8 +315,8 @@ class TurnWorkspace:
         return hub.signals.poll((agent.workspace_id, agent.agent_id), tools_listed, lambda _: held.cancel())
 
     async def _attempt(self) -> DiscoveryResult:
-        # Many chats start attempts together (their polls fall due, a listing wakes their primers) and
-        # go on together (a shared listing ends): both happen a few chats per pass of the event loop.
+        # Many chats start attempts together (their primers start together, a listing wakes them) and go
+        # on together (a shared listing ends): both happen a few chats per pass of the event loop.
         pacer = self._hub.pacer
         await pacer.admit()
         result = await self._attempt_now()
