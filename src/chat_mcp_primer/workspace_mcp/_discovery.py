@@ -12,8 +12,9 @@ from chat_mcp_primer.clock import Clock, run_with_timeout
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.workspace import AgentMcp, McpEndpoint
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
+from chat_mcp_primer.workspace_mcp._failures import describe_failure
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool, clean_listing
-from chat_mcp_primer.workspace_mcp._sessions import McpSession, McpSessions, describe_failure
+from chat_mcp_primer.workspace_mcp._sessions import McpSession, McpSessions
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 
 LIST_TAGS = ("workspace-mcp", "list")

@@ -11,8 +11,9 @@ import mcp_types
 
 from chat_mcp_primer.clock import Clock, run_with_timeout
 from chat_mcp_primer.model import Attachment, ToolResult, ToolSpec
+from chat_mcp_primer.workspace_mcp._failures import describe_failure
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool
-from chat_mcp_primer.workspace_mcp._sessions import McpSession, describe_failure
+from chat_mcp_primer.workspace_mcp._sessions import McpSession
 
 CALL_TAGS = ("workspace-mcp", "call")
 # A call refused because the server ended the session is made once more on a new session; never more,

@@ -15,7 +15,7 @@ from chat_mcp_primer.clock import Clock, run_with_timeout
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.workspace import WorkspaceChangeSource
-from chat_mcp_primer.workspace_mcp._sessions import describe_failure
+from chat_mcp_primer.workspace_mcp._failures import describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 
 PREPARE_WAIT_TAGS = ("prepare", "wait")

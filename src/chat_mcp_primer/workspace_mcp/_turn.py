@@ -14,10 +14,10 @@ from chat_mcp_primer.model import Tool, WorkspaceBinding
 from chat_mcp_primer.workspace import AgentMcp, McpEndpoint, WorkspaceChangeSource, WorkspaceMcpSource
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
 from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult, Outcome
+from chat_mcp_primer.workspace_mcp._failures import REFUSED, describe_failure
 from chat_mcp_primer.workspace_mcp._hub import NOTHING_OFFERED, CatalogueNews, WorkspaceMcpHub
 from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
-from chat_mcp_primer.workspace_mcp._sessions import REFUSED, describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 from chat_mcp_primer.workspace_mcp._signals import Signal, Unsubscribe
 
