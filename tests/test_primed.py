@@ -38,6 +38,22 @@ BINDING = WorkspaceBinding("ws-1", agent_id="agent-1")
 GUARD_S = 10
 
 
+def turn_on(
+    hub: WorkspaceMcpHub, workspaces: InMemoryWorkspaces, chat_id: str, binding: WorkspaceBinding
+) -> TurnWorkspace:
+    """A turn of ``chat_id`` sharing ``hub``, as the turns of a runtime do."""
+    return TurnWorkspace(
+        chat_id=chat_id,
+        binding=binding,
+        source=workspaces,
+        cache=hub.cache,
+        clock=hub.clock,
+        settings=hub.settings,
+        events=hub.events,
+        hub=hub,
+    )
+
+
 def test_primed_schedule_starts_short_and_never_exceeds_the_reference_attempt_count() -> None:
     settings = PrimerSettings()
     at, pauses = 0.0, []
@@ -97,16 +113,7 @@ async def test_another_chats_listing_ends_the_pause_early(
         async with WorkspaceMcpHub(cache=cache, clock=clock, settings=settings, events=events) as hub:
 
             def chat(number: int) -> TurnWorkspace:
-                return TurnWorkspace(
-                    chat_id=f"chat-{number}",
-                    binding=BINDING,
-                    source=workspaces,
-                    cache=cache,
-                    clock=clock,
-                    settings=settings,
-                    events=events,
-                    hub=hub,
-                )
+                return turn_on(hub, workspaces, f"chat-{number}", BINDING)
 
             async with chat(1) as first, chat(2) as second:
                 with anyio.fail_after(GUARD_S):
@@ -143,17 +150,7 @@ async def test_held_steps_share_one_poll_per_agent_however_many_chats_wait_on_it
 
             async def chat(number: int, workspace: int) -> None:
                 binding = WorkspaceBinding(f"ws-{workspace}", agent_id=f"agent-{workspace}")
-                turn = TurnWorkspace(
-                    chat_id=f"chat-{number}",
-                    binding=binding,
-                    source=workspaces,
-                    cache=cache,
-                    clock=clock,
-                    settings=settings,
-                    events=events,
-                    hub=hub,
-                )
-                async with turn:
+                async with turn_on(hub, workspaces, f"chat-{number}", binding) as turn:
                     turn.agent_ready()
                     tools = await turn.prepare_tools([])
                     offered.append([tool.spec.name for tool in tools or ()])
