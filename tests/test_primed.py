@@ -8,6 +8,7 @@ from collections.abc import Callable
 import anyio
 import anyio.lowlevel
 import pytest
+from tests._shared_turns import shared_turn
 
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import WorkspaceBinding
@@ -36,22 +37,6 @@ pytestmark = pytest.mark.anyio
 BINDING = WorkspaceBinding("ws-1", agent_id="agent-1")
 # A guard against a hang in real time, never an assertion about speed.
 GUARD_S = 10
-
-
-def turn_on(
-    hub: WorkspaceMcpHub, workspaces: InMemoryWorkspaces, chat_id: str, binding: WorkspaceBinding
-) -> TurnWorkspace:
-    """A turn of ``chat_id`` sharing ``hub``, as the turns of a runtime do."""
-    return TurnWorkspace(
-        chat_id=chat_id,
-        binding=binding,
-        source=workspaces,
-        cache=hub.cache,
-        clock=hub.clock,
-        settings=hub.settings,
-        events=hub.events,
-        hub=hub,
-    )
 
 
 def test_primed_schedule_starts_short_and_never_exceeds_the_reference_attempt_count() -> None:
@@ -113,7 +98,7 @@ async def test_another_chats_listing_ends_the_pause_early(
         async with WorkspaceMcpHub(cache=cache, clock=clock, settings=settings, events=events) as hub:
 
             def chat(number: int) -> TurnWorkspace:
-                return turn_on(hub, workspaces, f"chat-{number}", BINDING)
+                return shared_turn(hub, workspaces, f"chat-{number}", BINDING)
 
             async with chat(1) as first, chat(2) as second:
                 with anyio.fail_after(GUARD_S):
@@ -150,7 +135,7 @@ async def test_held_steps_share_one_poll_per_agent_however_many_chats_wait_on_it
 
             async def chat(number: int, workspace: int) -> None:
                 binding = WorkspaceBinding(f"ws-{workspace}", agent_id=f"agent-{workspace}")
-                async with turn_on(hub, workspaces, f"chat-{number}", binding) as turn:
+                async with shared_turn(hub, workspaces, f"chat-{number}", binding) as turn:
                     turn.agent_ready()
                     tools = await turn.prepare_tools([])
                     offered.append([tool.spec.name for tool in tools or ()])

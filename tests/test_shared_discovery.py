@@ -11,6 +11,7 @@ import anyio
 import pytest
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
+from tests._shared_turns import shared_turn
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, Tool, ToolResult, ToolSpec, WorkspaceBinding
 from chat_mcp_primer.events import Events
@@ -25,7 +26,7 @@ from chat_mcp_primer.testing import (
     echo_tools,
 )
 from chat_mcp_primer.workspace import McpEndpoint
-from chat_mcp_primer.workspace_mcp import McpMode, MemoryToolCache, PrimerSettings, TurnWorkspace, WorkspaceMcpHub
+from chat_mcp_primer.workspace_mcp import McpMode, MemoryToolCache, PrimerSettings, WorkspaceMcpHub
 
 pytestmark = pytest.mark.anyio
 
@@ -33,23 +34,6 @@ READY = WorkspaceBinding("ws-1", agent_id="agent-1")
 CHATS = 50
 # Guards against hangs in real time (other threads answer); never an assertion about speed.
 GUARD_S = 10
-
-
-def shared_turn(
-    hub: WorkspaceMcpHub, workspaces: InMemoryWorkspaces, chat_id: str, builtins: tuple[str, ...] = ()
-) -> TurnWorkspace:
-    """A turn of ``chat_id`` on the READY workspace, sharing ``hub`` as the turns of a runtime do."""
-    return TurnWorkspace(
-        chat_id=chat_id,
-        binding=READY,
-        source=workspaces,
-        cache=hub.cache,
-        clock=hub.clock,
-        settings=hub.settings,
-        events=hub.events,
-        reserved_names=builtins,
-        hub=hub,
-    )
 
 
 async def test_concurrent_chats_share_one_listing_per_agent_and_server(
@@ -64,7 +48,7 @@ async def test_concurrent_chats_share_one_listing_per_agent_and_server(
         async with WorkspaceMcpHub(cache=cache, clock=clock, settings=settings, events=events) as hub:
 
             async def chat(number: int) -> None:
-                async with shared_turn(hub, workspaces, f"chat-{number}") as turn:
+                async with shared_turn(hub, workspaces, f"chat-{number}", READY) as turn:
                     tools = await turn.prepare_tools([])
                     offered.append([tool.spec.name for tool in tools or ()])
 
@@ -110,7 +94,7 @@ async def test_a_new_turn_on_a_warm_cache_is_offered_the_same_tools_without_a_li
         async with WorkspaceMcpHub(cache=cache, clock=clock, settings=settings, events=events) as hub:
 
             async def turn_tools(*builtins: str) -> list[Tool]:
-                async with shared_turn(hub, workspaces, "chat-1", builtins) as turn:
+                async with shared_turn(hub, workspaces, "chat-1", READY, builtins) as turn:
                     with anyio.fail_after(GUARD_S):
                         return list(await turn.prepare_tools([]) or ())
 
