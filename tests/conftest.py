@@ -1,13 +1,20 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import WorkspaceBinding
-from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, MockClock
+from chat_mcp_primer.testing import (
+    EventRecorder,
+    FakeCoder,
+    InMemoryWorkspaces,
+    MockClock,
+    ServedFakeCoder,
+    serve_fake_coder,
+)
 from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, TurnWorkspace
 
 
@@ -35,6 +42,13 @@ def workspaces() -> InMemoryWorkspaces:
 @pytest.fixture
 def cache() -> MemoryToolCache:
     return MemoryToolCache()
+
+
+@pytest.fixture
+def coder(fake: FakeCoder) -> Iterator[ServedFakeCoder]:
+    """The module's ``fake`` Coder, served over loopback HTTP for the real clients."""
+    with serve_fake_coder(fake) as served:
+        yield served
 
 
 @pytest.fixture

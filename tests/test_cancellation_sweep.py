@@ -49,7 +49,6 @@ from chat_mcp_primer.testing import (
     call,
     echo_tools,
     free_port,
-    serve_fake_coder,
 )
 from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace import McpEndpoint
@@ -368,12 +367,6 @@ def fake(clock: MockClock) -> FakeCoder:
     return FakeCoder(
         clock, templates=[FakeTemplate("docker", [FakeVersion("v1", agents=[FakeAgent(mcp_servers=[server])])])]
     )
-
-
-@pytest.fixture
-def coder(fake: FakeCoder) -> Iterator[ServedFakeCoder]:
-    with serve_fake_coder(fake) as served:
-        yield served
 
 
 @dataclass

@@ -8,7 +8,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,6 @@ from chat_mcp_primer.testing import (
     FakeVersion,
     ServedFakeCoder,
     echo_tools,
-    serve_fake_coder,
 )
 from chat_mcp_primer.workspace.coder import CoderClient, ReadinessSettings
 
@@ -78,12 +77,6 @@ CONNECT_RETRY_SECONDS = 0.05
 def fake() -> FakeCoder:
     # SystemClock: the fake (a thread of this process) and the server (another process) share monotonic time.
     return FakeCoder(SystemClock(), templates=[DOCKER])
-
-
-@pytest.fixture
-def coder(fake: FakeCoder) -> Iterator[ServedFakeCoder]:
-    with serve_fake_coder(fake) as served:
-        yield served
 
 
 def server_env(coder: ServedFakeCoder) -> dict[str, str]:

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -106,12 +106,6 @@ def transitions(fake: FakeCoder, workspace: str) -> list[str]:
 @pytest.fixture
 def fake() -> FakeCoder:
     return FakeCoder(SystemClock(), templates=[DOCKER, OTHER])
-
-
-@pytest.fixture
-def coder(fake: FakeCoder) -> Iterator[ServedFakeCoder]:
-    with serve_fake_coder(fake) as served:
-        yield served
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ app proxy some seconds after the agent is ready.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -26,7 +26,6 @@ from chat_mcp_primer.testing import (
     ServedFakeCoder,
     call,
     echo_tools,
-    serve_fake_coder,
 )
 from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
@@ -52,12 +51,6 @@ V2 = FakeVersion(
 @pytest.fixture
 def fake(clock: MockClock) -> FakeCoder:
     return FakeCoder(clock, templates=[FakeTemplate("docker", [V1, V2], active_version="v1")])
-
-
-@pytest.fixture
-def coder(fake: FakeCoder) -> Iterator[ServedFakeCoder]:
-    with serve_fake_coder(fake) as served:
-        yield served
 
 
 @pytest.fixture

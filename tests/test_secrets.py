@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -30,7 +29,6 @@ from chat_mcp_primer.testing import (
     ServedFakeCoder,
     call,
     echo_tools,
-    serve_fake_coder,
 )
 from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace.coder import TOKEN_HEADER, CoderBackend, CoderClient, CoderError, Workspace
@@ -51,10 +49,14 @@ def fake(clock: MockClock) -> FakeCoder:
     )
 
 
-@pytest.fixture
-def coder(fake: FakeCoder) -> Iterator[ServedFakeCoder]:
-    with serve_fake_coder(fake) as served:
-        yield served
+def coder_runtime(
+    client: CoderClient, model: ScriptedModel, clock: MockClock, event_log: EventRecorder
+) -> tuple[CoderBackend, ChatRuntime]:
+    """A runtime whose chats provision workspaces on the deployment ``client`` signs in to."""
+    backend = CoderBackend(client)
+    return backend, ChatRuntime(
+        model, backend=backend, workspace_tools=CoderWorkspaceTools(backend), clock=clock, on_event=event_log
+    )
 
 
 async def test_a_turn_whose_token_is_revoked_midway_leaks_it_nowhere(
@@ -74,10 +76,7 @@ async def test_a_turn_whose_token_is_revoked_midway_leaks_it_nowhere(
     model = ScriptedModel([ModelResponse(tool_calls=(create,)), revoke_then_search, ModelResponse(text="done")])
     caplog.set_level(logging.DEBUG)
     async with CoderClient(coder.url, token, clock=clock) as client:
-        backend = CoderBackend(client)
-        runtime = ChatRuntime(
-            model, backend=backend, workspace_tools=CoderWorkspaceTools(backend), clock=clock, on_event=event_log
-        )
+        _, runtime = coder_runtime(client, model, clock, event_log)
         with anyio.fail_after(GUARD_S):
             async with clock.autojump(), runtime:
                 result = await runtime.run_turn(Chat(id="chat-1", owner="alice"), "set up and search")
@@ -133,10 +132,7 @@ async def test_everything_a_faulty_turn_produces_is_free_of_the_token(
     caplog.set_level(logging.DEBUG)  # the root logger: every library's records, not only ours
     errors: list[BaseException] = []
     async with CoderClient(coder.url, token, clock=clock) as client:
-        backend = CoderBackend(client)
-        runtime = ChatRuntime(
-            model, backend=backend, workspace_tools=CoderWorkspaceTools(backend), clock=clock, on_event=event_log
-        )
+        backend, runtime = coder_runtime(client, model, clock, event_log)
         with anyio.fail_after(GUARD_S):
             async with clock.autojump(), runtime:
                 result = await runtime.run_turn(Chat(id="chat-1", owner="alice"), "set up and search")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,6 @@ from chat_mcp_primer.testing import (
     MockClock,
     ServedFakeCoder,
     echo_tools,
-    serve_fake_coder,
 )
 from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient, ReadinessSettings
@@ -54,12 +53,6 @@ class World:
 @pytest.fixture
 def fake(clock: MockClock) -> FakeCoder:
     return FakeCoder(clock, templates=[DOCKER, OTHER, ODD])
-
-
-@pytest.fixture
-def coder(fake: FakeCoder) -> Iterator[ServedFakeCoder]:
-    with serve_fake_coder(fake) as served:
-        yield served
 
 
 @pytest.fixture
