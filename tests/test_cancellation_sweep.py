@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import itertools
 import json
 import pkgutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -165,32 +166,120 @@ async def record_waits(clock: MockClock, run: Callable[[], Awaitable[object]]) -
     return seen
 
 
-async def cancel_at(clock: MockClock, target: Tags, run: Callable[[], Awaitable[object]]) -> bool:
-    """Run ``run``, cancelling it the first time it reaches a wait tagged exactly ``target``.
+# How a turn is cancelled at a wait. "scope": a cancel scope right around the turn. The others cancel it
+# from outside an enclosing task group of the caller's, as a web server does when a client disconnects
+# and asyncio.run does on Ctrl-C; the cancellation must leave that group as a cancellation, one higher in
+# the host task's `cancelling()` on asyncio (else an enclosing asyncio.TaskGroup or asyncio.timeout takes
+# it as handled and carries on).
+SCOPE = "scope"
+TASK_CANCEL_ASYNCIO_GROUP = "Task.cancel() of a task awaiting the turn inside an asyncio.TaskGroup"
+TASK_CANCEL_ANYIO_GROUP = "Task.cancel() of a task running the turn in an anyio task group"
+OUTER_SCOPE = "an outer cancel scope around an anyio task group running the turn"
+ASYNCIO_ONLY = (TASK_CANCEL_ASYNCIO_GROUP, TASK_CANCEL_ANYIO_GROUP)
+OUTSIDE = (*ASYNCIO_ONLY, OUTER_SCOPE)
 
-    The wait is trapped, so the cancellation lands while the code is parked right there. True when the
-    wait was reached (the run was cancelled), False when the run ended without reaching it.
+
+@dataclass
+class Cancelled:
+    """What cancelling a run at a wait did, as the caller saw it."""
+
+    reached: bool = False  # the run reached the wait and was cancelled there
+    problems: list[str] = field(default_factory=list)  # how the cancellation failed to reach the caller
+
+
+async def cancel_at(
+    clock: MockClock, target: Tags, run: Callable[[], Awaitable[object]], how: str = SCOPE
+) -> Cancelled:
+    """Run ``run``, cancelling it ``how`` the first time it reaches a wait tagged exactly ``target``.
+
+    The wait is trapped, so the cancellation lands while the code is parked right there.
     """
-    reached = False
-    turn = anyio.CancelScope()
+    outcome = Cancelled()
+    cancel = await _start_cancellable(run, how, outcome)
     with clock.trap(*target) as waits:
         async with anyio.create_task_group() as group:
 
             async def cancel_on_target() -> None:
-                nonlocal reached
                 while True:
                     caught = await waits.wait()
-                    if caught.tags == target and not reached:
-                        reached = True
-                        turn.cancel()  # left trapped: the cancellation is delivered at this very wait
+                    if caught.tags == target and not outcome.reached:
+                        outcome.reached = True
+                        cancel.now()  # left trapped: the cancellation is delivered at this very wait
                     else:
                         caught.release()
 
             group.start_soon(cancel_on_target)
+            await cancel.finished()
+            group.cancel_scope.cancel()
+    if not outcome.reached:
+        outcome.problems.clear()  # the run ended on its own: nothing was cancelled
+    return outcome
+
+
+@dataclass
+class _Cancellable:
+    now: Callable[[], None]  # cancel the run the chosen way
+    finished: Callable[[], Awaitable[None]]  # wait until the run (and what encloses it) has ended
+
+
+async def _start_cancellable(run: Callable[[], Awaitable[object]], how: str, outcome: Cancelled) -> _Cancellable:
+    if how == SCOPE:
+        turn = anyio.CancelScope()
+
+        async def run_in_scope() -> None:
             with turn:
                 await run()
-            group.cancel_scope.cancel()
-    return reached
+
+        return _Cancellable(turn.cancel, run_in_scope)
+    if how == OUTER_SCOPE:
+        outer = anyio.CancelScope()
+
+        async def run_enclosed() -> None:
+            cancelling_before = _cancelling()
+            with outer:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(run)
+            if outcome.reached and not outer.cancelled_caught:
+                outcome.problems.append("the outer scope's cancellation never reached it")
+            if _cancelling() != cancelling_before:
+                outcome.problems.append(f"cancelling() went from {cancelling_before} to {_cancelling()}")
+
+        return _Cancellable(outer.cancel, run_enclosed)
+    return _start_task_cancellable(run, how, outcome)
+
+
+def _cancelling() -> int:
+    return asyncio.current_task().cancelling() if sniffio.current_async_library() == "asyncio" else 0  # type: ignore[union-attr]
+
+
+def _start_task_cancellable(run: Callable[[], Awaitable[object]], how: str, outcome: Cancelled) -> _Cancellable:
+    async def enclosed() -> None:
+        if how == TASK_CANCEL_ASYNCIO_GROUP:
+            async with asyncio.TaskGroup():
+                await run()
+        else:
+            async with anyio.create_task_group() as group:
+                group.start_soon(run)
+
+    async def host() -> None:
+        try:
+            await enclosed()
+        except asyncio.CancelledError:
+            if outcome.reached and _cancelling() != 1:
+                outcome.problems.append(f"cancelling() is {_cancelling()} as the cancellation leaves, not 1")
+            raise
+        if outcome.reached:
+            outcome.problems.append("the task carried on as if never cancelled")
+
+    task = asyncio.create_task(host())
+
+    async def finished() -> None:
+        await asyncio.wait({task})
+        if outcome.reached and not task.cancelled():
+            error = task.exception()
+            outcome.problems.append(f"the task ended {'with ' + repr(error) if error else 'normally'}, not cancelled")
+
+    return _Cancellable(task.cancel, finished)
 
 
 @dataclass
@@ -199,12 +288,24 @@ class Sweep:
 
     failures: list[str] = field(default_factory=list)
 
-    def check(self, wait: Tags, condition: bool, what: str) -> None:
+    def check(self, wait: Tags, how: str, condition: bool, what: str) -> None:
         if not condition:
-            self.failures.append(f"cancelled at {wait}: {what}")
+            self.failures.append(f"cancelled at {wait} by {how}: {what}")
+
+    def check_cancelled(self, wait: Tags, how: str, cancelled: Cancelled) -> None:
+        self.check(wait, how, cancelled.reached, "the rerun never reached this wait")
+        for problem in cancelled.problems:
+            self.check(wait, how, False, problem)
 
     def report(self) -> None:
         assert not self.failures, "\n".join(self.failures)
+
+
+def cancellations() -> tuple[str, ...]:
+    """Every way to cancel a turn that the running backend has (trio has no Task.cancel())."""
+    if sniffio.current_async_library() == "asyncio":
+        return (SCOPE, *OUTSIDE)
+    return (SCOPE, OUTER_SCOPE)
 
 
 # -- scenario 1: in-memory workspaces, real MCP servers on loopback ----------------------------------
@@ -326,7 +427,7 @@ async def test_cancelling_an_in_memory_turn_at_any_wait_leaves_nothing_behind(
     assert {("workspace-mcp", "dial", "timeout"), ("primer", "retry"), ("prepare", "wait")} <= set(waits)
 
     sweep = Sweep()
-    for wait in waits:
+    for wait, how in itertools.product(waits, cancellations()):
         baseline = count_tasks()
         with world.late_server() as (late, running):
             cache, events = WatchedCache(), EventRecorder()
@@ -335,22 +436,26 @@ async def test_cancelling_an_in_memory_turn_at_any_wait_leaves_nothing_behind(
             with anyio.fail_after(GUARD_S):
                 async with clock.autojump(), world.opened(runtime):
                     before = count_tasks()
-                    reached = await cancel_at(clock, wait, partial(world.turn, runtime, f"chat-{next(runs)}"))
-                    sweep.check(wait, reached, "the rerun never reached this wait")
-                    sweep.check(wait, runtime.active_turns == 0, "the turn is still registered as running")
+                    turn = partial(world.turn, runtime, f"chat-{next(runs)}")
+                    sweep.check_cancelled(wait, how, await cancel_at(clock, wait, turn, how))
+                    sweep.check(wait, how, runtime.active_turns == 0, "the turn is still registered as running")
                     problems = await cache.problems(catalogues)
-                    sweep.check(wait, not problems, f"the cache holds partial listings {problems}")
+                    sweep.check(wait, how, not problems, f"the cache holds partial listings {problems}")
                     cold = await cold_sessions_after_closing(events)
-                    sweep.check(wait, not cold, f"sessions that never listed tools are still open: {cold}")
+                    sweep.check(wait, how, not cold, f"sessions that never listed tools are still open: {cold}")
                     if not shared:  # the turn owned its sessions: all of them are gone with it
-                        sweep.check(wait, count_tasks() == before, f"{count_tasks() - before} task(s) left")
+                        sweep.check(wait, how, count_tasks() == before, f"{count_tasks() - before} task(s) left")
                         await world.wait_for_no_sessions(late)
                     # The next turn on the same runtime works and is offered every workspace tool.
                     runtime.model = next_model
                     await world.turn(runtime, f"chat-{next(runs)}")
-                    sweep.check(wait, world.offered_everything(next_model), f"next turn offered {next_model.offered}")
+                    sweep.check(
+                        wait, how, world.offered_everything(next_model), f"next turn offered {next_model.offered}"
+                    )
             # Everything the runtime and its turns started has ended, and no connection is left open.
-            sweep.check(wait, count_tasks() == baseline, f"{count_tasks() - baseline} task(s) left after the runtime")
+            sweep.check(
+                wait, how, count_tasks() == baseline, f"{count_tasks() - baseline} task(s) left after the runtime"
+            )
             await world.wait_for_no_sessions(late)
     sweep.report()
 
@@ -425,7 +530,7 @@ async def test_cancelling_a_coder_turn_at_any_wait_leaves_nothing_behind(
     assert {("coder", "build-poll"), ("coder", "retry"), ("workspace-mcp", "call", "timeout")} <= set(waits)
 
     sweep = Sweep()
-    for wait in waits:
+    for wait, how in itertools.product(waits, cancellations()):
         baseline = count_tasks()
         async with world.client() as client:
             cache = WatchedCache()
@@ -434,16 +539,18 @@ async def test_cancelling_a_coder_turn_at_any_wait_leaves_nothing_behind(
             with anyio.fail_after(GUARD_S):
                 async with clock.autojump():
                     before = count_tasks()
-                    reached = await cancel_at(clock, wait, partial(world.turn, runtime))
-                    sweep.check(wait, reached, "the rerun never reached this wait")
-                    sweep.check(wait, runtime.active_turns == 0, "the turn is still registered as running")
-                    sweep.check(wait, count_tasks() == before, f"{count_tasks() - before} task(s) left")
+                    cancelled = await cancel_at(clock, wait, partial(world.turn, runtime), how)
+                    sweep.check_cancelled(wait, how, cancelled)
+                    sweep.check(wait, how, runtime.active_turns == 0, "the turn is still registered as running")
+                    sweep.check(wait, how, count_tasks() == before, f"{count_tasks() - before} task(s) left")
                     problems = await cache.problems({"mcp": CODER_TOOLS})
-                    sweep.check(wait, not problems, f"the cache holds partial listings {problems}")
+                    sweep.check(wait, how, not problems, f"the cache holds partial listings {problems}")
                     runtime.model = next_model
                     await world.turn(runtime)
-                    sweep.check(wait, world.offered_the_tools(next_model), f"next turn offered {next_model.offered}")
-        sweep.check(wait, count_tasks() == baseline, f"{count_tasks() - baseline} task(s) left after the runtime")
+                    sweep.check(
+                        wait, how, world.offered_the_tools(next_model), f"next turn offered {next_model.offered}"
+                    )
+        sweep.check(wait, how, count_tasks() == baseline, f"{count_tasks() - baseline} task(s) left after the runtime")
         await wait_for_no_connections("the fake Coder", lambda: coder.open_connections)
     sweep.report()
 

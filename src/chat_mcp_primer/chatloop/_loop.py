@@ -5,8 +5,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-import anyio
-
+from chat_mcp_primer._tasks import TaskGroup
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import Message, Model, ModelRequest, Tool, ToolCall, ToolResult, ToolSpec
 
@@ -110,7 +109,7 @@ async def run_loop(
         if len(response.tool_calls) == 1:  # the usual step: no task needed
             await _run_into(results, 0, response.tool_calls[0], by_name, events)
         else:
-            async with anyio.create_task_group() as group:
+            async with TaskGroup() as group:
                 for index, call in enumerate(response.tool_calls):
                     group.start_soon(_run_into, results, index, call, by_name, events)
         for call, result in zip(response.tool_calls, results, strict=True):

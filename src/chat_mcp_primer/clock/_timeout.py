@@ -5,6 +5,7 @@ from typing import TypeVar
 
 import anyio
 
+from chat_mcp_primer._tasks import TaskGroup
 from chat_mcp_primer.clock._clock import Clock
 
 T = TypeVar("T")
@@ -24,21 +25,20 @@ async def run_with_timeout(clock: Clock, seconds: float, call: Callable[[], Awai
     same instant the timer fires counts as finished.
     """
     outcome: list[T] = []
-    failure: list[Exception] = []
-    async with anyio.create_task_group() as group:
+    # Only the timer cancels the call's scope, and only once it fired; when the call is done first, the
+    # timer's own scope is cancelled instead, never one of the caller's (see `TaskGroup` for why).
+    with anyio.CancelScope() as timed:
+        async with TaskGroup() as timer:
 
-        async def expire() -> None:
-            await clock.sleep(seconds, *tags, TIMEOUT_TAG)
-            group.cancel_scope.cancel()
+            async def expire() -> None:
+                await clock.sleep(seconds, *tags, TIMEOUT_TAG)
+                timed.cancel()
 
-        group.start_soon(expire)
-        try:
-            outcome.append(await call())
-        except Exception as exc:  # handed back to the caller unwrapped, below
-            failure.append(exc)
-        group.cancel_scope.cancel()
-    if failure:
-        raise failure[0]
+            timer.start_soon(expire)
+            try:
+                outcome.append(await call())
+            finally:
+                timer.cancel()
     if outcome:
         return outcome[0]
     raise TimeoutError(f"timed out after {seconds:g} s")

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
 import anyio
 
+from chat_mcp_primer._tasks import run_in_own_task
 from chat_mcp_primer.chatloop import DEFAULT_MAX_STEPS, StopReason, run_loop
 from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.events import EventHandler, Events
@@ -120,6 +122,11 @@ class ChatRuntime:
         """
         if self._closed:
             raise RuntimeClosedError("the ChatRuntime is closed")
+        # A turn cancels scopes of its own as it goes (a held step released, a timed call done); in a task of
+        # its own, none of that can ever undo a cancellation of the caller's task (see `TaskGroup`).
+        return await run_in_own_task(functools.partial(self._run_registered, chat, text))
+
+    async def _run_registered(self, chat: Chat, text: str) -> TurnResult:
         user_message = Message.user(text)
         scope = anyio.CancelScope()
         self._turns.add(scope)

@@ -8,6 +8,7 @@ from enum import StrEnum
 import anyio
 import mcp_types
 
+from chat_mcp_primer._tasks import TaskGroup
 from chat_mcp_primer.clock import Clock, run_with_timeout
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.workspace import AgentMcp, McpEndpoint
@@ -124,7 +125,7 @@ class Discovery:
         if len(agent.endpoints) == 1:  # the usual workspace: no task needed
             await discover_server(agent.endpoints[0])
         else:
-            async with anyio.create_task_group() as group:
+            async with TaskGroup() as group:
                 for endpoint in agent.endpoints:
                     group.start_soon(discover_server, endpoint)
 
