@@ -26,15 +26,13 @@ _OVERHEAD_CHARS = 2_000
 TEXT_MARKER = "characters of this tool result left out: tool results are limited to 50,000 characters"
 
 
-def answering(*content: mcp_types.ContentBlock) -> Any:
-    def answer(name: str, arguments: dict[str, object]) -> mcp_types.CallToolResult:
-        return mcp_types.CallToolResult(content=list(content))
+async def dump_turn(clock: MockClock, *content: mcp_types.ContentBlock, is_error: bool = False) -> FaultTurn:
+    """A turn whose model calls the workspace tool once, the tool answering with ``content``."""
 
-    return answer
+    def answer(name: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
+        return mcp_types.CallToolResult(content=list(content), is_error=is_error)
 
-
-async def dump_turn(clock: MockClock, *content: mcp_types.ContentBlock) -> FaultTurn:
-    with WorkspaceMCPServer(echo_tools("dump"), name="docs", clock=clock, on_call=answering(*content)) as server:
+    with WorkspaceMCPServer(echo_tools("dump"), name="docs", clock=clock, on_call=answer) as server:
         turn = await run_fault_turn(clock, [server.endpoint()], calls(clock, TOOL), events=EventRecorder())
         await server.wait_until_idle()
     assert turn.result.stop_reason == "completed"
@@ -116,3 +114,12 @@ async def test_a_3_mb_image_is_replaced_by_a_marker_and_the_rest_of_the_result_k
     [cut] = turn.events.named("tool.result_truncated")
     assert cut.fields["attachment_bytes"] == len(small) + len(large)
     assert (cut.fields["kept_attachments"], cut.fields["kept_attachment_bytes"]) == (1, len(small))
+
+
+async def test_a_tool_failing_with_a_5_mb_error_text_stays_an_error_bounded_and_explained(clock: MockClock) -> None:
+    turn = await dump_turn(clock, mcp_types.TextContent(type="text", text="E" * 5_000_000), is_error=True)
+
+    result = what_the_model_got(turn)
+    assert result.is_error
+    assert result.text.startswith("E" * LIMITS.max_result_chars + "\n[… 4,950,000 " + TEXT_MARKER)
+    assert history_size(turn) <= LIMITS.max_result_chars + 2 * _OVERHEAD_CHARS
