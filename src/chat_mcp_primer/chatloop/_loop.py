@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 
 import anyio
@@ -78,16 +78,7 @@ async def _run_into(
     # Every result, the error texts the loop makes included, is bounded here: one place for every tool.
     result, truncation = bound_result(await _run_call(call, tools, events), limits)
     if truncation is not None:
-        events.emit(
-            "tool.result_truncated",
-            tool=call.name,
-            text_chars=truncation.text_chars,
-            kept_chars=truncation.kept_chars,
-            attachments=truncation.attachments,
-            kept_attachments=truncation.kept_attachments,
-            attachment_bytes=truncation.attachment_bytes,
-            kept_attachment_bytes=truncation.kept_attachment_bytes,
-        )
+        events.emit("tool.result_truncated", tool=call.name, **asdict(truncation))
     results[index] = result
 
 
