@@ -1,6 +1,6 @@
 """chat-mcp-primer: workspace MCP tools, callable in the same chat turn that provisioned the workspace."""
 
-from chat_mcp_primer.chatloop import StopReason
+from chat_mcp_primer.chatloop import StopReason, ToolResultLimits
 from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.events import Event
 from chat_mcp_primer.model import (
@@ -49,6 +49,7 @@ __all__ = [
     "ToolCache",
     "ToolCall",
     "ToolResult",
+    "ToolResultLimits",
     "ToolSpec",
     "TurnResult",
     "TurnWorkspace",

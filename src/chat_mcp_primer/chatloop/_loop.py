@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 
 from chat_mcp_primer._tasks import TaskGroup
+from chat_mcp_primer.chatloop._result_limits import DEFAULT_RESULT_LIMITS, ToolResultLimits, bound_result
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import Message, Model, ModelRequest, Tool, ToolCall, ToolResult, ToolSpec
 
@@ -66,9 +67,18 @@ async def _run_call(call: ToolCall, tools: dict[str, Tool], events: Events) -> T
 
 
 async def _run_into(
-    results: list[ToolResult | None], index: int, call: ToolCall, tools: dict[str, Tool], events: Events
+    results: list[ToolResult | None],
+    index: int,
+    call: ToolCall,
+    tools: dict[str, Tool],
+    limits: ToolResultLimits,
+    events: Events,
 ) -> None:
-    results[index] = await _run_call(call, tools, events)
+    # Every result, the error texts the loop makes included, is bounded here: one place for every tool.
+    result, truncation = bound_result(await _run_call(call, tools, events), limits)
+    if truncation is not None:
+        events.emit("tool.result_truncated", tool=call.name, **asdict(truncation))
+    results[index] = result
 
 
 async def run_loop(
@@ -78,14 +88,16 @@ async def run_loop(
     *,
     prepare_tools: PrepareTools | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
+    result_limits: ToolResultLimits = DEFAULT_RESULT_LIMITS,
     events: Events,
 ) -> LoopResult:
     """Run model steps until the model answers without tool calls, or ``max_steps`` steps ran.
 
     Before every step ``prepare_tools`` (if given) sees the current tool list; a non-None answer
     replaces it, and the new tools are offered and callable in that very step. The tool calls of one
-    step run concurrently; their results are appended in the order the model asked. A tool that raises
-    produces an error result; cancellation propagates.
+    step run concurrently; their results are appended in the order the model asked, each cut to
+    ``result_limits`` with a marker saying what was left out. A tool that raises produces an error result;
+    cancellation propagates.
     """
     if max_steps < 1:
         raise ValueError("max_steps must be at least 1")
@@ -107,11 +119,11 @@ async def run_loop(
             return LoopResult(tuple(added), step + 1, StopReason.COMPLETED, tuple(current))
         results: list[ToolResult | None] = [None] * len(response.tool_calls)
         if len(response.tool_calls) == 1:  # the usual step: no task needed
-            await _run_into(results, 0, response.tool_calls[0], by_name, events)
+            await _run_into(results, 0, response.tool_calls[0], by_name, result_limits, events)
         else:
             async with TaskGroup() as group:
                 for index, call in enumerate(response.tool_calls):
-                    group.start_soon(_run_into, results, index, call, by_name, events)
+                    group.start_soon(_run_into, results, index, call, by_name, result_limits, events)
         for call, result in zip(response.tool_calls, results, strict=True):
             assert result is not None
             added.append(Message.tool(call, result))

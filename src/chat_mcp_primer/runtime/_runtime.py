@@ -8,7 +8,7 @@ from types import TracebackType
 import anyio
 
 from chat_mcp_primer._tasks import run_in_own_task
-from chat_mcp_primer.chatloop import DEFAULT_MAX_STEPS, StopReason, run_loop
+from chat_mcp_primer.chatloop import DEFAULT_MAX_STEPS, StopReason, ToolResultLimits, run_loop
 from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.events import EventHandler, Events
 from chat_mcp_primer.model import Chat, Message, Model, Tool
@@ -50,7 +50,7 @@ class ChatRuntime:
     ``backend`` tells discovery which agent and MCP endpoints a chat's workspace has; without one,
     chats get no workspace MCP tools. ``workspace_tools`` builds the provisioning tools of a turn (only
     root chats get them). ``tools`` are the built-in tools offered in every turn; their names are never
-    given to a workspace tool.
+    given to a workspace tool. ``result_limits`` bounds every tool result before it enters the chat.
     """
 
     def __init__(
@@ -64,6 +64,7 @@ class ChatRuntime:
         primer: PrimerSettings | None = None,
         cache: ToolCache | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
+        result_limits: ToolResultLimits | None = None,
         on_event: EventHandler | None = None,
     ) -> None:
         self.model = model
@@ -72,6 +73,7 @@ class ChatRuntime:
         self.primer = primer if primer is not None else PrimerSettings()
         self.cache: ToolCache = cache if cache is not None else MemoryToolCache()
         self.max_steps = max_steps
+        self.result_limits = result_limits if result_limits is not None else ToolResultLimits()
         self.events = Events(self.clock.now, on_event)
         self._tools = tuple(tools)
         self._workspace_tools = workspace_tools
@@ -169,6 +171,7 @@ class ChatRuntime:
                 builtin,
                 prepare_tools=workspace.prepare_tools if self.backend is not None else None,
                 max_steps=self.max_steps,
+                result_limits=self.result_limits,
                 events=self.events,
             )
             binding = workspace.binding

@@ -28,9 +28,21 @@ def _error_code(exc: BaseException) -> int | None:
     return code if isinstance(code, int) else None
 
 
+def _embedded(resource: mcp_types.TextResourceContents | mcp_types.BlobResourceContents) -> str:
+    """An embedded resource as text. A text resource is often the whole answer (a file's content, a
+    report), so its text is kept after a line naming it; the chat loop bounds it with the rest of the
+    result. Binary contents are not text a model can read: a placeholder names them and their size."""
+    if isinstance(resource, mcp_types.TextResourceContents):
+        return f"[embedded resource: {resource.uri}]\n{resource.text}"
+    size = len(resource.blob) * 3 // 4  # from the base64 text, without decoding it
+    kind = resource.mime_type or "binary data"
+    return f"[embedded resource: {resource.uri} ({kind}, about {size:,} bytes, not shown)]"
+
+
 def convert_result(result: mcp_types.CallToolResult) -> ToolResult:
     """MCP content as the model sees it: text parts joined by newlines, images and audio as attachments,
-    resources as short bracketed placeholders; ``is_error`` is kept."""
+    text resources as their text after a line naming them, binary resources and resource links as short
+    bracketed placeholders; ``is_error`` is kept. Sizes are bounded later, by the chat loop."""
     texts: list[str] = []
     attachments: list[Attachment] = []
     for part in result.content:
@@ -42,7 +54,7 @@ def convert_result(result: mcp_types.CallToolResult) -> ToolResult:
             except (binascii.Error, ValueError):
                 texts.append(f"[{part.type}: undecodable data]")
         elif isinstance(part, mcp_types.EmbeddedResource):
-            texts.append(f"[embedded resource: {part.resource.uri}]")
+            texts.append(_embedded(part.resource))
         elif isinstance(part, mcp_types.ResourceLink):
             texts.append(f"[resource link: {part.uri}]")
         else:
