@@ -12,7 +12,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from chat_mcp_primer.cli._demo_run import DEMO_TEMPLATE, DemoSummary
+from chat_mcp_primer.cli._demo_run import DemoSummary
+from chat_mcp_primer.cli._demo_simulator import DEMO_TEMPLATE
 from chat_mcp_primer.clock import SystemClock
 from chat_mcp_primer.testing import (
     FakeAgent,

@@ -13,26 +13,20 @@ from __future__ import annotations
 import json
 import math
 import secrets
-import sys
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
-from typing import IO, Any
+from typing import Any
 
 import anyio
 import anyio.abc
 
+from chat_mcp_primer.cli._demo_simulator import DEMO_TEMPLATE, DemoError, SimulatedAgent, Timeline, simulated_deployment
 from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.events import Event
 from chat_mcp_primer.model import Chat, ModelRequest, ModelResponse, ToolCall, ToolResult, ToolSpec
 from chat_mcp_primer.runtime import ChatRuntime, TurnResult
 from chat_mcp_primer.testing import (
-    FakeAgent,
-    FakeCoder,
-    FakeMcpServer,
-    FakeTemplate,
-    FakeVersion,
     free_port,
     serve_fake_coder,
 )
@@ -50,31 +44,17 @@ from chat_mcp_primer.workspace.coder import (
 )
 from chat_mcp_primer.workspace_mcp import PrimerSettings
 
-DEMO_TEMPLATE = "demo"
 DEMO_WORKSPACE_PREFIX = "demo-"
 # Random hex digits after the prefix: 6 give 16 million names, so two demos on one deployment never meet,
 # and "demo-" plus 6 stays far below Coder's 32-character limit on names.
 WORKSPACE_SUFFIX_BYTES = 3
-# The demo server's slug: its tools are offered as docs__search_docs and docs__run_tests.
-DEMO_SLUG = "docs-mcp"
+# The simulator's search tool (server "docs", from its slug docs-mcp): the model calls it when offered.
 DEMO_SEARCH_TOOL = "docs__search_docs"
-# The simulated deployment: a build of about 2 s and an agent ready 1.5 s later, short enough for a demo,
-# long enough to watch.
-SIM_QUEUE_S = 0.5
-SIM_BUILD_S = 1.5
-SIM_AGENT_CONNECT_S = 0.5
-SIM_STARTUP_SCRIPTS_S = 1.0
-# How often the simulated agent looks at its own state to start the MCP server; a real agent reacts at once.
-AGENT_WATCH_INTERVAL_S = 0.05
 # A model takes a moment per step (an LLM call); the demo's model thinks this long before each answer.
 MODEL_THINK_S = 0.5
 # Deleting the demo's workspace on a real deployment: a person is watching, so look twice a second, and
 # give a slow deployment's teardown (terraform destroy) the same 10 minutes a build gets.
 DELETE_READINESS = ReadinessSettings(build_poll_interval=0.5, build_timeout=600.0)
-
-
-class DemoError(Exception):
-    """The demo cannot go on; the text says why and what is left behind (never a secret)."""
 
 
 def unique_workspace_name() -> str:
@@ -104,10 +84,6 @@ class DemoSummary:
 
 def _finite_or_none(value: object) -> object:
     return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-Timeline = Callable[[float, str, str], None]
-"""Receives (seconds since the demo started, source, what happened)."""
 
 
 class DemoModel:
@@ -167,100 +143,6 @@ class TakeNotes:
         return ToolResult("noted")
 
 
-def _simulated_deployment(clock: Clock, server_port: int) -> FakeCoder:
-    server = FakeMcpServer(slug=DEMO_SLUG, cold_start_seconds=0.0, upstream=f"http://127.0.0.1:{server_port}")
-    agent = FakeAgent(
-        "main", connect_seconds=SIM_AGENT_CONNECT_S, startup_seconds=SIM_STARTUP_SCRIPTS_S, mcp_servers=[server]
-    )
-    version = FakeVersion("v1", agents=[agent], queue_seconds=SIM_QUEUE_S, build_seconds=SIM_BUILD_S)
-    return FakeCoder(clock, templates=[FakeTemplate(DEMO_TEMPLATE, [version], display_name="Demo")])
-
-
-class _SimulatedAgent:
-    """Plays the workspace agent: once its lifecycle is ready it starts the MCP server process, and watches
-    it: the process exiting, before or after it is ready, raises `DemoError` with its last words."""
-
-    def __init__(
-        self, fake: FakeCoder, clock: Clock, port: int, cold_start_s: float | None, workspace_name: str, say: Timeline
-    ) -> None:
-        self._fake = fake
-        self._clock = clock
-        self._port = port
-        self._cold_start_s = cold_start_s
-        self._workspace_name = workspace_name
-        self._say = say
-        self.server_ready_at: float | None = None
-
-    async def run(self, origin: float) -> None:
-        seen: set[str] = set()
-        while True:
-            try:
-                workspace = self._fake.workspace(self._workspace_name)
-            except ValueError:
-                workspace = None
-            if workspace is not None:
-                build = workspace["latest_build"]
-                self._note(seen, origin, "coder", f"build {build['status']}")
-                agents = [a for resource in build["resources"] for a in resource["agents"]]
-                for agent in agents:
-                    self._note(seen, origin, "coder", f"agent {agent['status']}, {agent['lifecycle_state']}")
-                if any(agent["lifecycle_state"] == "ready" for agent in agents):
-                    await self._start_server(origin)
-                    return
-            await self._clock.sleep(AGENT_WATCH_INTERVAL_S, "demo", "agent-watch")
-
-    def _note(self, seen: set[str], origin: float, source: str, what: str) -> None:
-        if what not in seen:
-            seen.add(what)
-            self._say(self._clock.now() - origin, source, what)
-
-    async def _start_server(self, origin: float) -> None:
-        if self._cold_start_s is None:
-            self._say(self._clock.now() - origin, "agent", "MCP server failed to start (simulated)")
-            await anyio.sleep_forever()
-        command = [
-            sys.executable,
-            "-m",
-            "chat_mcp_primer.cli._demo_server",
-            "--port",
-            str(self._port),
-            "--cold-start",
-            str(self._cold_start_s),
-        ]
-        self._say(
-            self._clock.now() - origin, "agent", f"starting MCP server process (cold start {self._cold_start_s:g} s)"
-        )
-        # Its stderr goes to a file, not a pipe: nobody has to drain it, and its last line explains an exit.
-        with tempfile.TemporaryFile() as errors:
-            async with await anyio.open_process(command, stdin=None, stderr=errors) as process:
-                try:
-                    assert process.stdout is not None
-                    async for chunk in process.stdout:
-                        if b"ready" in chunk:
-                            self.server_ready_at = self._clock.now()
-                            self._say(self.server_ready_at - origin, "agent", "MCP server ready")
-                            break
-                    status = await process.wait()
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        if process.returncode is None:
-                            process.terminate()
-                        await process.wait()
-            when = "after it was ready" if self.server_ready_at is not None else "before it was ready"
-            self._say(self._clock.now() - origin, "agent", f"MCP server process exited with status {status}")
-            raise DemoError(
-                f"the workspace's MCP server process (port {self._port}) exited with status {status} {when}"
-                + _last_words(errors)
-            )
-
-
-def _last_words(stream: IO[bytes]) -> str:
-    """``: <the last line the process wrote>``, or nothing when it wrote nothing."""
-    stream.seek(0)
-    lines = [line.strip() for line in stream.read().decode(errors="replace").splitlines() if line.strip()]
-    return f": {lines[-1]}" if lines else ""
-
-
 class _Narrator:
     """Turns the runtime's events into timeline lines, and counts the primer's attempts."""
 
@@ -311,13 +193,13 @@ async def run_demo(
     origin = clock.now()
     name = workspace_name or unique_workspace_name()
     async with AsyncExitStack() as stack:
-        simulated_agent: _SimulatedAgent | None = None
+        simulated_agent: SimulatedAgent | None = None
         if coder_url is None:
             port = server_port or free_port()
-            fake = _simulated_deployment(clock, port)
+            fake = simulated_deployment(clock, port)
             served = stack.enter_context(serve_fake_coder(fake))
             coder_url, token = served.url, served.token
-            simulated_agent = _SimulatedAgent(fake, clock, port, cold_start_s, name, say)
+            simulated_agent = SimulatedAgent(fake, clock, port, cold_start_s, name, say)
             say(0.0, "demo", f"Coder simulator on {coder_url}")
         if token is None:
             raise DemoError("a session token is needed for a real Coder deployment")
@@ -378,7 +260,7 @@ async def _run_turn(
     model: DemoModel,
     narrator: _Narrator,
     primer: PrimerSettings,
-    simulated_agent: _SimulatedAgent | None,
+    simulated_agent: SimulatedAgent | None,
     origin: float,
 ) -> TurnResult:
     backend = CoderBackend(client)

@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, LogLevel, app, configure_logging
-from chat_mcp_primer.cli._demo_run import DemoError, DemoSummary, run_demo, unique_workspace_name
+from chat_mcp_primer.cli._demo_run import DemoSummary, run_demo, unique_workspace_name
+from chat_mcp_primer.cli._demo_simulator import DemoError
 from chat_mcp_primer.cli._options import non_negative_seconds, parse_coder_url, positive_seconds
 from chat_mcp_primer.workspace.coder import CoderError
 from chat_mcp_primer.workspace_mcp import PrimerSettings, Strategy
