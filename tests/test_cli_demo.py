@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import socket
 import subprocess
 import sys
+from collections.abc import Mapping
+
+import pytest
+
+from chat_mcp_primer.cli._demo_run import DemoSummary
+from chat_mcp_primer.cli._demo_simulator import DEMO_TEMPLATE
+from chat_mcp_primer.clock import SystemClock
+from chat_mcp_primer.testing import (
+    FakeAgent,
+    FakeCoder,
+    FakeMcpServer,
+    FakeTemplate,
+    FakeVersion,
+    ServedFakeCoder,
+    echo_tools,
+    free_port,
+)
 
 # Guards against a hung demo only; the demo itself takes a few seconds of real time.
 DEMO_GUARD_S = 120
 
 
-def run_demo(*arguments: str) -> subprocess.CompletedProcess[str]:
+def run_demo(*arguments: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "chat_mcp_primer", "demo", "--json", *arguments],
         capture_output=True,
@@ -18,6 +38,7 @@ def run_demo(*arguments: str) -> subprocess.CompletedProcess[str]:
         stdin=subprocess.DEVNULL,
         timeout=DEMO_GUARD_S,
         check=False,
+        env=None if env is None else dict(env),
     )
 
 
@@ -42,3 +63,113 @@ def test_demo_with_a_server_that_never_comes_up_fails_with_a_clear_message() -> 
     assert summary["ok"] is False
     assert summary["first_step_with_workspace_tools"] is None
     assert "never appeared" in finished.stderr
+
+
+# -- where the demo runs ------------------------------------------------------------------------------------
+
+# Tiny timings, so a whole demo on the fake deployment takes a few seconds of real time.
+QUICK_AGENT = FakeAgent(
+    "main",
+    connect_seconds=0.05,
+    startup_seconds=0.05,
+    mcp_servers=[FakeMcpServer(tools=echo_tools("search"), cold_start_seconds=0.2)],
+)
+QUICK_DEMO_TEMPLATE = FakeTemplate(
+    DEMO_TEMPLATE, [FakeVersion("v1", agents=[QUICK_AGENT], queue_seconds=0.05, build_seconds=0.1, stop_seconds=0.05)]
+)
+
+
+@pytest.fixture
+def fake() -> FakeCoder:
+    # SystemClock: the fake (a thread of this process) and the demo (another process) share monotonic time.
+    return FakeCoder(SystemClock(), templates=[QUICK_DEMO_TEMPLATE])
+
+
+def demo_env(**variables: str) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("CODER_URL", "CODER_SESSION_TOKEN")}
+    return {**clean, **variables}
+
+
+def test_demo_uses_the_simulator_even_with_coder_url_set_in_the_environment(
+    fake: FakeCoder, coder: ServedFakeCoder
+) -> None:
+    finished = run_demo("--cold-start", "0", env=demo_env(CODER_URL=coder.url, CODER_SESSION_TOKEN=coder.token))
+
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads(finished.stdout)["ok"] is True
+    assert "Coder simulator on http://127.0.0.1:" in finished.stderr
+    assert fake.requests == {}  # the deployment in the environment was never touched
+
+
+def test_demo_on_a_deployment_given_by_coder_url_uses_its_tools_and_deletes_its_workspace(
+    fake: FakeCoder, coder: ServedFakeCoder
+) -> None:
+    first = run_demo("--coder-url", coder.url, env=demo_env(CODER_SESSION_TOKEN=coder.token))
+    second = run_demo("--coder-url", coder.url, "--token", coder.token, "--keep", env=demo_env())
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    summary, kept = json.loads(first.stdout), json.loads(second.stdout)
+    assert summary["ok"] is True
+    assert summary["message"] == "The workspace offers these tools: mcp__search."  # not the simulator's tools
+    assert summary["cold_start_s"] is None
+    assert summary["workspace_name"].startswith("demo-")
+    assert kept["workspace_name"].startswith("demo-")
+    assert summary["workspace_name"] != kept["workspace_name"]  # each demo makes a workspace of its own
+    deleted = fake.workspace(summary["workspace_name"])["latest_build"]
+    assert (deleted["transition"], deleted["status"]) == ("delete", "deleted")
+    assert f"workspace {summary['workspace_name']} deleted" in first.stderr
+    running = fake.workspace(kept["workspace_name"])["latest_build"]
+    assert (running["transition"], running["status"]) == ("start", "running")
+    assert coder.token not in first.stderr + first.stdout + second.stderr + second.stdout
+
+
+def test_demo_on_an_unreachable_deployment_names_the_host_and_the_cause() -> None:
+    port = free_port()
+
+    finished = run_demo("--coder-url", f"http://127.0.0.1:{port}", "--token", "t0ken", env=demo_env())
+
+    assert finished.returncode == 1
+    assert f"demo failed: cannot reach 127.0.0.1:{port}: connection refused" in finished.stderr
+    assert "Traceback" not in finished.stderr
+    assert finished.stdout == ""
+
+
+def test_demo_reports_its_mcp_server_process_exiting_instead_of_waiting_for_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        finished = run_demo("--cold-start", "0", "--server-port", str(port), env=demo_env())
+
+    assert finished.returncode == 1
+    assert (
+        f"demo failed: the workspace's MCP server process (port {port}) exited with status 1 before it was ready: "
+        f"cannot listen on 127.0.0.1:{port}: address already in use"
+    ) in finished.stderr
+    assert "never appeared" not in finished.stderr  # it did not wait out the primer's budget
+    assert "Traceback" not in finished.stderr
+
+
+def test_the_json_summary_is_strict_json_even_when_a_number_is_not_finite() -> None:
+    summary = DemoSummary(
+        ok=True,
+        strategy="primed",
+        message="done",
+        cold_start_s=math.inf,
+        server_ready_s=math.nan,
+        tools_offered_s=-math.inf,
+        delay_s=0.25,
+        primer_attempts=1,
+        first_step_with_workspace_tools=1,
+        steps=3,
+        workspace_name="demo-123abc",
+    )
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in the JSON summary")
+
+    decoded = json.loads(summary.to_json(), parse_constant=refuse)
+    assert (decoded["cold_start_s"], decoded["server_ready_s"], decoded["tools_offered_s"]) == (None, None, None)
+    assert decoded["delay_s"] == 0.25

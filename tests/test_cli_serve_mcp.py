@@ -17,14 +17,14 @@ import anyio
 import httpx
 import httpx2
 import pytest
-import typer
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
+from starlette.applications import Starlette
 
-from chat_mcp_primer.cli import EXIT_FAILURE
-from chat_mcp_primer.cli.serve_mcp import HttpEndpoint, WorkspaceLifecycle, build_server, serve_mcp
+from chat_mcp_primer.cli import EXIT_FAILURE, EXIT_USAGE
+from chat_mcp_primer.cli.serve_mcp import HttpEndpoint, WorkspaceLifecycle, build_server
 from chat_mcp_primer.clock import SystemClock
 from chat_mcp_primer.testing import (
     FakeAgent,
@@ -32,6 +32,7 @@ from chat_mcp_primer.testing import (
     FakeMcpServer,
     FakeTemplate,
     FakeVersion,
+    LoopbackServer,
     ServedFakeCoder,
     echo_tools,
 )
@@ -223,9 +224,11 @@ async def test_http_server_serves_the_tools_only_with_the_bearer_token(coder: Se
                 unknown = await client.call_tool("workspace_status", {"workspace": "nope"})
 
     assert (without.status_code, wrong.status_code) == (401, 401)
+    serving = f"serve-mcp: serving MCP on {url} for alice at {coder.url.removeprefix('http://')} (Coder v"
     assert {tool.name for tool in listing.tools} == TOOL_NAMES
     assert "No workspace named 'nope'" in decoded(unknown)["error"]
     logs = await anyio.Path(stderr_path).read_text()
+    assert serving in logs
     assert coder.token not in logs
     assert BEARER_TOKEN not in logs
 
@@ -248,33 +251,55 @@ def run_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[
 def test_http_beyond_loopback_without_bearer_token_is_refused(coder: ServedFakeCoder) -> None:
     environment = {**server_env(coder), "CHAT_MCP_PRIMER_BEARER_TOKEN": ""}
     finished = run_command("--http", f"0.0.0.0:{free_loopback_port()}", env=environment)
-    assert finished.returncode == 1
+    assert finished.returncode == EXIT_USAGE
     assert "bearer token" in finished.stderr
     assert "not a loopback address" in finished.stderr
     assert coder.token not in finished.stderr + finished.stdout
 
 
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"coder_url": None}, "no Coder URL: pass --coder-url or set CODER_URL"),
-        ({"coder_url": "coder.example.com"}, "must be an http:// or https:// URL"),
-        ({"token": ""}, "no Coder session token: pass --token or set CODER_SESSION_TOKEN"),
-        ({"poll_interval": 0.0}, "must be positive"),
-        ({"http": "8000"}, "--http expects HOST:PORT"),
-        ({"http": "10.1.2.3:8000"}, "not a loopback address, without a bearer token"),
-    ],
-)
-def test_unusable_settings_exit_1_before_serving(
-    options: dict[str, Any], message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    arguments: dict[str, Any] = {"coder_url": "http://127.0.0.1:1", "token": "secret-token", **options}
-    with pytest.raises(typer.Exit) as exited:
-        serve_mcp(**arguments)
-    assert exited.value.exit_code == EXIT_FAILURE
-    errors = capsys.readouterr().err
-    assert message in errors
-    assert "secret-token" not in errors
+def test_a_port_that_is_taken_is_reported_before_anything_says_serving(coder: ServedFakeCoder) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        finished = run_command("--http", f"127.0.0.1:{port}", env=server_env(coder))
+
+    assert finished.returncode == EXIT_FAILURE
+    assert finished.stderr == f"serve-mcp: cannot listen on 127.0.0.1:{port}: address already in use\n"
+
+
+def test_an_unreachable_deployment_is_refused_with_its_host_and_the_cause() -> None:
+    port = free_loopback_port()
+
+    finished = run_command(env={"CODER_URL": f"http://127.0.0.1:{port}", "CODER_SESSION_TOKEN": "t0ken"})
+
+    assert finished.returncode == EXIT_FAILURE
+    assert finished.stderr == (f"serve-mcp: cannot reach 127.0.0.1:{port}: connection refused (GET /buildinfo)\n")
+
+
+def test_a_server_that_is_not_coder_is_refused() -> None:
+    with LoopbackServer(Starlette) as other:
+        finished = run_command(env={"CODER_URL": other.base_url, "CODER_SESSION_TOKEN": "t0ken"})
+
+    assert finished.returncode == EXIT_FAILURE
+    assert finished.stderr == (
+        f"serve-mcp: 127.0.0.1:{other.port} is not a Coder deployment (GET /api/v2/buildinfo answered HTTP 404)\n"
+    )
+
+
+def test_a_rejected_token_is_refused_before_serving(fake: FakeCoder, coder: ServedFakeCoder) -> None:
+    token = fake.issue_token()
+    fake.revoke_token(token)
+
+    finished = run_command(
+        "--http", f"127.0.0.1:{free_loopback_port()}", env={**server_env(coder), "CODER_SESSION_TOKEN": token}
+    )
+
+    assert finished.returncode == EXIT_FAILURE
+    authority = coder.url.removeprefix("http://")
+    assert finished.stderr == f"serve-mcp: {authority} rejected the session token (HTTP 401)\n"
+    assert token not in finished.stdout
 
 
 # -- in process: the rest of the lifecycle, without a subprocess -------------------------------------------

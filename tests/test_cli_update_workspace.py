@@ -39,6 +39,7 @@ from chat_mcp_primer.testing import (
     MockClock,
     ServedFakeCoder,
     WorkspaceState,
+    free_port,
     serve_fake_coder,
 )
 from chat_mcp_primer.workspace.coder import CoderClient
@@ -173,6 +174,7 @@ def test_explicit_version_by_name_in_another_case_succeeds_with_one_json_object(
     assert report == {
         "ok": True,
         "interrupted": False,
+        "up_to_date": False,
         "workspace_id": workspace_id,
         "workspace_name": "dev",
         "template_version_id": v2,
@@ -187,10 +189,77 @@ def test_explicit_version_by_name_in_another_case_succeeds_with_one_json_object(
     assert fake.workspace("dev")["template_active_version_id"] != v2  # the explicit version, not the active one
 
 
+def test_a_workspace_already_on_the_version_is_left_alone_and_said_to_be_up_to_date(
+    fake: FakeCoder, coder: ServedFakeCoder
+) -> None:
+    fake.create_workspace("dev", "docker")  # running the active version, v1
+
+    result = run_cli("--workspace-name", "dev", env=coder_env(coder), secret=coder.token)
+    as_json = run_cli("--workspace-name", "dev", "--json", env=coder_env(coder), secret=coder.token)
+
+    assert result.returncode == EXIT_OK, result.stderr
+    v1 = fake.version_id("docker", "v1")
+    assert result.stdout == (
+        f"Workspace dev is up-to-date: it already runs template version {v1}. "
+        "Nothing was done (--force stops and starts it anyway).\n"
+    )
+    assert as_json.returncode == EXIT_OK, as_json.stderr
+    report = json.loads(as_json.stdout)
+    assert (report["ok"], report["up_to_date"], report["stop_build_id"], report["start_build_id"]) == (
+        True,
+        True,
+        None,
+        None,
+    )
+    assert transitions(fake, "dev") == ["start"]  # nothing was built
+
+
+def test_force_stops_and_starts_a_workspace_already_on_the_version(fake: FakeCoder, coder: ServedFakeCoder) -> None:
+    fake.create_workspace("dev", "docker")
+
+    result = run_cli("--workspace-name", "dev", "--force", env=coder_env(coder), secret=coder.token)
+
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "Workspace dev is running template version" in result.stdout
+    assert transitions(fake, "dev") == ["start", "stop", "start"]
+
+
+def test_ctrl_c_names_the_build_that_continues_in_coder_and_exits_130(fake: FakeCoder, coder: ServedFakeCoder) -> None:
+    fake.create_workspace("dev", "docker", version="slow-stop")
+    clean_env = {k: v for k, v in os.environ.items() if k not in ("CODER_URL", "CODER_SESSION_TOKEN")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "chat_mcp_primer.cli.update_workspace", "--workspace-name", "dev"],
+        env={**clean_env, **coder_env(coder)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stderr is not None
+        # The progress line for the stop comes once the stop build was made and its id is known.
+        for line in process.stderr:
+            if line.startswith("Stopping dev"):
+                break
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=SUBPROCESS_GUARD_SECONDS)
+
+    assert process.returncode == EXIT_INTERRUPTED
+    stop_build = fake.builds("dev")[-1]
+    assert stop_build["transition"] == "stop"
+    assert stderr.splitlines()[-1] == (
+        f"Interrupted: the stop build {stop_build['id']} of workspace dev continues in Coder; "
+        "no start build was made, so the workspace stays stopped."
+    )
+    assert "Traceback" not in stderr
+    assert stdout == ""
+    assert coder.token not in stdout + stderr
+
+
 def test_failed_stop_aborts_with_the_job_error_and_makes_no_start_build(
     fake: FakeCoder, coder: ServedFakeCoder
 ) -> None:
     fake.create_workspace("dev", "docker")
+    fake.set_active_version("docker", "v2")
     fake.fail_next_build("docker rm: device busy", "STOP_STUCK", transition="stop")
 
     result = run_cli("--workspace-name", "dev", env=coder_env(coder), secret=coder.token)
@@ -202,6 +271,7 @@ def test_failed_stop_aborts_with_the_job_error_and_makes_no_start_build(
 
 def test_failed_start_reports_job_error_and_code_in_json(fake: FakeCoder, coder: ServedFakeCoder) -> None:
     fake.create_workspace("dev", "docker")
+    fake.set_active_version("docker", "v2")
     fake.fail_next_build("quota exceeded", "INSUFFICIENT_QUOTA", transition="start")
 
     result = run_cli("--workspace-name", "dev", "--json", env=coder_env(coder), secret=coder.token)
@@ -396,6 +466,15 @@ async def test_version_still_importing_is_refused(world: World) -> None:
     assert report.error is not None
     assert "is still importing" in report.error
     assert transitions(world.fake, "dev") == ["start"]
+
+
+async def test_an_unreachable_deployment_is_reported_with_its_host_and_the_cause(clock: MockClock) -> None:
+    port = free_port()
+    async with CoderClient(f"http://127.0.0.1:{port}", "t0ken", clock=clock) as client, clock.autojump():
+        report = await update_workspace(client, UpdateRequest(workspace_name="dev"))
+
+    assert report.exit_code == EXIT_FAILURE
+    assert report.error == f"cannot reach 127.0.0.1:{port}: connection refused (GET /workspaces)"
 
 
 async def test_unknown_workspace_is_reported_as_not_found(world: World) -> None:

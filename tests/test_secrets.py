@@ -197,10 +197,9 @@ def test_a_failing_update_workspace_run_prints_no_token(fake: FakeCoder, coder: 
 async def test_a_serve_mcp_run_with_a_revoked_token_prints_and_answers_no_token(
     fake: FakeCoder, coder: ServedFakeCoder, tmp_path: Path
 ) -> None:
-    """The tools fail (the deployment rejects the token): their results and the server's debug log are
-    searched."""
+    """The token is revoked once the server is up (it checks the token when it starts), so the tools fail:
+    their results and the server's debug log are searched."""
     token = fake.issue_token()
-    fake.revoke_token(token)
     parameters = StdioServerParameters(
         command=sys.executable,
         args=["-m", "chat_mcp_primer", "serve-mcp", "--log-level", "debug"],
@@ -209,6 +208,7 @@ async def test_a_serve_mcp_run_with_a_revoked_token_prints_and_answers_no_token(
     stderr_path = tmp_path / "stderr.log"
     with anyio.fail_after(SUBPROCESS_GUARD_S), stderr_path.open("w") as errlog:
         async with Client(stdio_client(parameters, errlog=errlog), cache=None) as client:
+            fake.revoke_token(token)
             results = [
                 await client.call_tool("list_templates", {}),
                 await client.call_tool("workspace_status", {"workspace": "dev"}),

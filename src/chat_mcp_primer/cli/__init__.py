@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, app
+import typer
 
-__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "app", "main"]
+from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, app, install_root_options
+
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "app", "build_app", "main"]
+
+
+def build_app() -> typer.Typer:
+    """The whole ``chat-mcp-primer`` command: every subcommand and ``--version``."""
+    # Importing a command module registers its command on `app`.
+    from chat_mcp_primer.cli import demo, serve_mcp, update_workspace  # noqa: F401
+
+    install_root_options(app)
+    return app
 
 
 def main() -> None:
     """Entry point of the ``chat-mcp-primer`` console script and of ``python -m chat_mcp_primer``."""
-    # Importing a command module registers its command on `app`.
-    from chat_mcp_primer.cli import demo, serve_mcp, update_workspace  # noqa: F401
-
-    app()
+    build_app()()

@@ -5,23 +5,60 @@ from __future__ import annotations
 import logging
 import sys
 from enum import StrEnum
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
 
 import structlog
 import typer
 
-# Exit statuses every subcommand keeps to, as the seed CLI did: 0 success, 1 failure, 130 interrupted
-# (128 + SIGINT, the shell's convention for Ctrl-C).
+DISTRIBUTION = "chat-mcp-primer"
+# Exit statuses every subcommand keeps to, as the seed CLI did: 0 success, 1 failure, 2 usage error
+# (click's own status for a command line it cannot use), 130 interrupted (128 + SIGINT, the shell's
+# convention for Ctrl-C).
 EXIT_OK = 0
 EXIT_FAILURE = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
-    name="chat-mcp-primer",
+    name=DISTRIBUTION,
     help="Workspace MCP tools, callable in the same chat turn that provisioned the workspace.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click output: a usage error is one "Error: ..." line, never wrapped into a box at the terminal's
+    # width, so it reads the same in a terminal, a log and a test.
+    rich_markup_mode=None,
 )
+
+
+def version_text() -> str:
+    """``chat-mcp-primer 0.1.0``: the installed distribution's version."""
+    try:
+        return f"{DISTRIBUTION} {version(DISTRIBUTION)}"
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return f"{DISTRIBUTION} (version unknown: not installed)"
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        typer.echo(version_text())
+        raise typer.Exit(EXIT_OK)
+
+
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    pass
+
+
+def install_root_options(target: typer.Typer) -> None:
+    """Give the whole command its own options (``--version``). Only the ``chat-mcp-primer`` entry point does
+    this: a module run on its own (``python -m chat_mcp_primer.cli.update_workspace``) stays a single command."""
+    target.callback()(_root)
 
 
 class LogLevel(StrEnum):

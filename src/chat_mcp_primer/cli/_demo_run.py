@@ -2,15 +2,18 @@
 
 Embedded by default: the Coder simulator (`FakeCoder`) served on loopback with the real clock, whose
 template's agent starts a real MCP server as a separate process with a cold start, so the tools appear
-after the agent is ready, as in real deployments. With ``coder_url`` the same conversation runs against a
-real Coder deployment.
+after the agent is ready, as in real deployments. That process dying (its port taken, a crash) ends the
+demo with the reason at once. With ``coder_url`` the same conversation runs against a real Coder
+deployment: checked first (is it Coder, does it take the token), with a workspace of a unique name that is
+deleted at the end unless ``keep``; any workspace MCP tools count.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable, Mapping
+import math
+import secrets
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -18,38 +21,45 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from chat_mcp_primer.cli._demo_simulator import DEMO_TEMPLATE, DemoError, SimulatedAgent, Timeline, simulated_deployment
 from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.events import Event
 from chat_mcp_primer.model import Chat, ModelRequest, ModelResponse, ToolCall, ToolResult, ToolSpec
-from chat_mcp_primer.runtime import ChatRuntime
+from chat_mcp_primer.runtime import ChatRuntime, TurnResult
 from chat_mcp_primer.testing import (
-    FakeAgent,
-    FakeCoder,
-    FakeMcpServer,
-    FakeTemplate,
-    FakeVersion,
     free_port,
     serve_fake_coder,
 )
 from chat_mcp_primer.tools import CoderWorkspaceTools
-from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
+from chat_mcp_primer.workspace.coder import (
+    CoderBackend,
+    CoderClient,
+    CoderError,
+    CoderNotFoundError,
+    ReadinessSettings,
+    Transition,
+    build_when_idle,
+    check_deployment,
+    wait_for_build,
+)
 from chat_mcp_primer.workspace_mcp import PrimerSettings
 
-DEMO_TEMPLATE = "demo"
-DEMO_WORKSPACE = "demo-dev"
-# The demo server's slug: its tools are offered as docs__search_docs and docs__run_tests.
-DEMO_SLUG = "docs-mcp"
-WORKSPACE_TOOL_PREFIX = "docs__"
-# The simulated deployment: a build of about 2 s and an agent ready 1.5 s later, short enough for a demo,
-# long enough to watch.
-SIM_QUEUE_S = 0.5
-SIM_BUILD_S = 1.5
-SIM_AGENT_CONNECT_S = 0.5
-SIM_STARTUP_SCRIPTS_S = 1.0
-# How often the simulated agent looks at its own state to start the MCP server; a real agent reacts at once.
-AGENT_WATCH_INTERVAL_S = 0.05
+DEMO_WORKSPACE_PREFIX = "demo-"
+# Random hex digits after the prefix: 6 give 16 million names, so two demos on one deployment never meet,
+# and "demo-" plus 6 stays far below Coder's 32-character limit on names.
+WORKSPACE_SUFFIX_BYTES = 3
+# The simulator's search tool (server "docs", from its slug docs-mcp): the model calls it when offered.
+DEMO_SEARCH_TOOL = "docs__search_docs"
 # A model takes a moment per step (an LLM call); the demo's model thinks this long before each answer.
 MODEL_THINK_S = 0.5
+# Deleting the demo's workspace on a real deployment: a person is watching, so look twice a second, and
+# give a slow deployment's teardown (terraform destroy) the same 10 minutes a build gets.
+DELETE_READINESS = ReadinessSettings(build_poll_interval=0.5, build_timeout=600.0)
+
+
+def unique_workspace_name() -> str:
+    """A fresh name for the demo's workspace (``demo-1a2b3c``), so a demo never reuses someone's workspace."""
+    return DEMO_WORKSPACE_PREFIX + secrets.token_hex(WORKSPACE_SUFFIX_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,43 +77,56 @@ class DemoSummary:
     workspace_name: str
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        """One JSON object; a number that is not finite is ``null``, so the text is always strict JSON."""
+        fields = {key: _finite_or_none(value) for key, value in asdict(self).items()}
+        return json.dumps(fields, sort_keys=True, allow_nan=False)
 
 
-Timeline = Callable[[float, str, str], None]
-"""Receives (seconds since the demo started, source, what happened)."""
+def _finite_or_none(value: object) -> object:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 class DemoModel:
-    """The scripted conversation: create a workspace, keep working, use a workspace tool once offered."""
+    """The scripted conversation: create a workspace, keep working, use a workspace tool once offered.
 
-    def __init__(self, clock: Clock, template_id: str, patience_s: float) -> None:
+    A workspace tool is any tool that was not offered at the first step (before there was a workspace).
+    The simulator's ``docs__search_docs`` is called; on a real deployment the model names the workspace's
+    tools instead of calling tools it knows nothing about.
+    """
+
+    def __init__(self, clock: Clock, template_id: str, workspace_name: str, patience_s: float) -> None:
         self._clock = clock
         self._template_id = template_id
+        self._workspace_name = workspace_name
         self._patience_s = patience_s
+        self._builtin: frozenset[str] = frozenset()
         self._waiting_since: float | None = None
         self.first_offered_step: int | None = None
         self.first_offered_at: float | None = None
 
     async def respond(self, request: ModelRequest) -> ModelResponse:
-        workspace_tools = [name for name in request.tool_names if name.startswith(WORKSPACE_TOOL_PREFIX)]
+        if request.step == 0:
+            self._builtin = frozenset(request.tool_names)
+        workspace_tools = [name for name in request.tool_names if name not in self._builtin]
         if workspace_tools and self.first_offered_step is None:
             self.first_offered_step = request.step
             self.first_offered_at = self._clock.now()
         await self._clock.sleep(MODEL_THINK_S, "demo", "model")
         if request.step == 0:
-            arguments = {"template_id": self._template_id, "name": DEMO_WORKSPACE}
+            arguments = {"template_id": self._template_id, "name": self._workspace_name}
             return ModelResponse(
                 text="Let me create a workspace for this.",
                 tool_calls=(ToolCall("call-create", "create_workspace", json.dumps(arguments)),),
             )
         last = request.messages[-1]
         if workspace_tools:
-            if last.tool_name and last.tool_name.startswith(WORKSPACE_TOOL_PREFIX) and last.result:
+            if last.tool_name in workspace_tools and last.result:
                 return ModelResponse(text=f"The docs say: {last.result.text}")
-            search = f"{WORKSPACE_TOOL_PREFIX}search_docs"
+            if DEMO_SEARCH_TOOL not in workspace_tools:
+                listed = ", ".join(sorted(workspace_tools))
+                return ModelResponse(text=f"The workspace offers these tools: {listed}.")
             query = json.dumps({"query": "how does the primer work"})
-            return ModelResponse(tool_calls=(ToolCall(f"call-{request.step}", search, query),))
+            return ModelResponse(tool_calls=(ToolCall(f"call-{request.step}", DEMO_SEARCH_TOOL, query),))
         if self._waiting_since is None:
             self._waiting_since = self._clock.now()
         if self._clock.now() - self._waiting_since > self._patience_s:
@@ -118,80 +141,6 @@ class TakeNotes:
 
     async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
         return ToolResult("noted")
-
-
-def _simulated_deployment(clock: Clock, server_port: int) -> FakeCoder:
-    server = FakeMcpServer(slug=DEMO_SLUG, cold_start_seconds=0.0, upstream=f"http://127.0.0.1:{server_port}")
-    agent = FakeAgent(
-        "main", connect_seconds=SIM_AGENT_CONNECT_S, startup_seconds=SIM_STARTUP_SCRIPTS_S, mcp_servers=[server]
-    )
-    version = FakeVersion("v1", agents=[agent], queue_seconds=SIM_QUEUE_S, build_seconds=SIM_BUILD_S)
-    return FakeCoder(clock, templates=[FakeTemplate(DEMO_TEMPLATE, [version], display_name="Demo")])
-
-
-class _SimulatedAgent:
-    """Plays the workspace agent: once its lifecycle is ready it starts the MCP server process."""
-
-    def __init__(self, fake: FakeCoder, clock: Clock, port: int, cold_start_s: float | None, say: Timeline) -> None:
-        self._fake = fake
-        self._clock = clock
-        self._port = port
-        self._cold_start_s = cold_start_s
-        self._say = say
-        self.server_ready_at: float | None = None
-
-    async def run(self, origin: float) -> None:
-        seen: set[str] = set()
-        while True:
-            try:
-                workspace = self._fake.workspace(DEMO_WORKSPACE)
-            except ValueError:
-                workspace = None
-            if workspace is not None:
-                build = workspace["latest_build"]
-                self._note(seen, origin, "coder", f"build {build['status']}")
-                agents = [a for resource in build["resources"] for a in resource["agents"]]
-                for agent in agents:
-                    self._note(seen, origin, "coder", f"agent {agent['status']}, {agent['lifecycle_state']}")
-                if any(agent["lifecycle_state"] == "ready" for agent in agents):
-                    await self._start_server(origin)
-                    return
-            await self._clock.sleep(AGENT_WATCH_INTERVAL_S, "demo", "agent-watch")
-
-    def _note(self, seen: set[str], origin: float, source: str, what: str) -> None:
-        if what not in seen:
-            seen.add(what)
-            self._say(self._clock.now() - origin, source, what)
-
-    async def _start_server(self, origin: float) -> None:
-        if self._cold_start_s is None:
-            self._say(self._clock.now() - origin, "agent", "MCP server failed to start (simulated)")
-            await anyio.sleep_forever()
-        command = [
-            sys.executable,
-            "-m",
-            "chat_mcp_primer.cli._demo_server",
-            "--port",
-            str(self._port),
-            "--cold-start",
-            str(self._cold_start_s),
-        ]
-        self._say(
-            self._clock.now() - origin, "agent", f"starting MCP server process (cold start {self._cold_start_s:g} s)"
-        )
-        async with await anyio.open_process(command, stdin=None, stderr=None) as process:
-            try:
-                assert process.stdout is not None
-                async for chunk in process.stdout:
-                    if b"ready" in chunk:
-                        self.server_ready_at = self._clock.now()
-                        self._say(self.server_ready_at - origin, "agent", "MCP server ready")
-                        break
-                await anyio.sleep_forever()
-            finally:
-                with anyio.CancelScope(shield=True):
-                    process.terminate()
-                    await process.wait()
 
 
 class _Narrator:
@@ -229,46 +178,50 @@ async def run_demo(
     coder_url: str | None = None,
     token: str | None = None,
     template: str | None = None,
+    workspace_name: str | None = None,
+    keep: bool = False,
+    server_port: int | None = None,
 ) -> DemoSummary:
-    """Run the demo and return its summary. ``cold_start_s=None`` simulates a server that never comes up."""
+    """Run the demo and return its summary. ``cold_start_s=None`` simulates a server that never comes up.
+
+    Without ``coder_url`` everything runs on the embedded simulator (``server_port``: where its MCP server
+    process listens; default a free port). With ``coder_url`` and ``token`` it runs on that deployment,
+    after `check_deployment`; its workspace (``workspace_name``, default `unique_workspace_name`) is
+    deleted at the end, also when the demo fails, unless ``keep``. Raises `DemoError` or `CoderError`.
+    """
     clock = SystemClock()
     origin = clock.now()
+    name = workspace_name or unique_workspace_name()
     async with AsyncExitStack() as stack:
-        simulated_agent: _SimulatedAgent | None = None
+        simulated_agent: SimulatedAgent | None = None
         if coder_url is None:
-            port = free_port()
-            fake = _simulated_deployment(clock, port)
+            port = server_port or free_port()
+            fake = simulated_deployment(clock, port)
             served = stack.enter_context(serve_fake_coder(fake))
             coder_url, token = served.url, served.token
-            simulated_agent = _SimulatedAgent(fake, clock, port, cold_start_s, say)
+            simulated_agent = SimulatedAgent(fake, clock, port, cold_start_s, name, say)
             say(0.0, "demo", f"Coder simulator on {coder_url}")
         if token is None:
-            raise ValueError("a session token is needed for a real Coder deployment")
+            raise DemoError("a session token is needed for a real Coder deployment")
         client = await stack.enter_async_context(CoderClient(coder_url, token, clock=clock))
-        templates = await client.templates()
-        wanted = template or DEMO_TEMPLATE
-        chosen = next((t for t in templates if t.name == wanted), None)
-        if chosen is None:
-            raise ValueError(f"no template named {wanted!r} on {coder_url}")
-        backend = CoderBackend(client)
-        model = DemoModel(clock, chosen.id, patience_s)
+        if simulated_agent is None:
+            deployment = await check_deployment(client)
+            say(
+                clock.now() - origin,
+                "demo",
+                f"Coder {deployment.version} at {client.authority} as {deployment.username}",
+            )
+        template_id = await _template_id(client, template or DEMO_TEMPLATE)
+        model = DemoModel(clock, template_id, name, patience_s)
         narrator = _Narrator(origin, say)
-        runtime = ChatRuntime(
-            model,
-            backend=backend,
-            tools=[TakeNotes()],
-            workspace_tools=CoderWorkspaceTools(backend),
-            clock=clock,
-            primer=primer,
-            on_event=narrator,
-        )
-
-        async with anyio.create_task_group() as group:
-            if simulated_agent is not None:
-                group.start_soon(simulated_agent.run, origin)
-            async with runtime:
-                result = await runtime.run_turn(Chat(id="demo", owner="demo"), "Find out how the primer works.")
-            group.cancel_scope.cancel()
+        try:
+            result = await _run_turn(client, clock, model, narrator, primer, simulated_agent, origin)
+        except Exception:
+            if simulated_agent is None and not keep:
+                await _delete_workspace(client, name, clock, origin, say, quiet=True)
+            raise
+        if simulated_agent is None and not keep:
+            await _delete_workspace(client, name, clock, origin, say)
 
     ready_at = simulated_agent.server_ready_at if simulated_agent is not None else None
     server_ready = None if ready_at is None else ready_at - origin
@@ -279,12 +232,79 @@ async def run_demo(
         ok=ok,
         strategy=primer.strategy,
         message=result.text if ok else "the workspace's MCP tools were never offered to the model",
-        cold_start_s=cold_start_s,
+        cold_start_s=cold_start_s if simulated_agent is not None else None,
         server_ready_s=server_ready,
         tools_offered_s=offered,
         delay_s=delay,
         primer_attempts=narrator.primer_attempts,
         first_step_with_workspace_tools=model.first_offered_step,
         steps=result.steps,
-        workspace_name=DEMO_WORKSPACE,
+        workspace_name=name,
     )
+
+
+async def _template_id(client: CoderClient, wanted: str) -> str:
+    templates = await client.templates()
+    chosen = next((t for t in templates if t.name == wanted), None)
+    if chosen is None:
+        available = ", ".join(sorted(t.name for t in templates)) or "none"
+        raise DemoError(
+            f"no template named {wanted!r} on {client.authority} (available: {available}); pick one with --template"
+        )
+    return chosen.id
+
+
+async def _run_turn(
+    client: CoderClient,
+    clock: Clock,
+    model: DemoModel,
+    narrator: _Narrator,
+    primer: PrimerSettings,
+    simulated_agent: SimulatedAgent | None,
+    origin: float,
+) -> TurnResult:
+    backend = CoderBackend(client)
+    runtime = ChatRuntime(
+        model,
+        backend=backend,
+        tools=[TakeNotes()],
+        workspace_tools=CoderWorkspaceTools(backend),
+        clock=clock,
+        primer=primer,
+        on_event=narrator,
+    )
+    try:
+        async with anyio.create_task_group() as group:
+            if simulated_agent is not None:
+                group.start_soon(simulated_agent.run, origin)
+            async with runtime:
+                result = await runtime.run_turn(Chat(id="demo", owner="demo"), "Find out how the primer works.")
+            group.cancel_scope.cancel()
+    except* DemoError as failures:
+        raise failures.exceptions[0] from None
+    return result
+
+
+async def _delete_workspace(
+    client: CoderClient, name: str, clock: Clock, origin: float, say: Timeline, *, quiet: bool = False
+) -> None:
+    """Delete the demo's workspace and wait for the delete build; nothing to do if it was never created.
+
+    ``quiet`` (the demo already failed): a failure to delete is told on the timeline, not raised over the
+    first failure.
+    """
+    try:
+        workspace = await client.workspace_by_name(name)
+    except CoderNotFoundError:
+        return
+    try:
+        build = await build_when_idle(client, workspace, Transition.DELETE, clock, DELETE_READINESS)
+        say(clock.now() - origin, "demo", f"deleting workspace {name} (build #{build.build_number})")
+        await wait_for_build(client, build, clock, DELETE_READINESS)
+    except CoderError as exc:  # BuildError included
+        reason = f"could not delete workspace {name} on {client.authority}: {exc}; delete it in Coder"
+        if not quiet:
+            raise DemoError(reason) from None
+        say(clock.now() - origin, "demo", reason)
+        return
+    say(clock.now() - origin, "demo", f"workspace {name} deleted (pass --keep to keep it)")

@@ -39,12 +39,21 @@ def build_server() -> MCPServer:
     return server
 
 
+class CannotListenError(Exception):
+    """The port cannot be had; the text is the one line the process leaves on stderr."""
+
+
 async def serve(port: int, cold_start: float) -> None:
     await anyio.sleep(cold_start)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen()
+    try:
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+    except OSError as exc:
+        listener.close()
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise CannotListenError(f"cannot listen on 127.0.0.1:{port}: {reason}") from None
     # Connections queue in the backlog from here on, so the server is reachable from this moment.
     print(READY_LINE, flush=True)
     app = build_server().streamable_http_app(streamable_http_path="/mcp")
@@ -61,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         anyio.run(serve, args.port, args.cold_start)
     except KeyboardInterrupt:
         sys.exit(0)
+    except CannotListenError as exc:
+        sys.exit(str(exc))  # the message on stderr, exit status 1
 
 
 if __name__ == "__main__":

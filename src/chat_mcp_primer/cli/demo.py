@@ -1,4 +1,8 @@
-"""``chat-mcp-primer demo``: the whole story on an embedded Coder simulator, or on a real deployment."""
+"""``chat-mcp-primer demo``: the whole story on an embedded Coder simulator, or on a real deployment.
+
+The simulator unless ``--coder-url`` is given: the demo never reads ``CODER_URL``, so a shell set up for
+a real deployment does not send the demo there by accident.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, LogLevel, app, configure_logging
-from chat_mcp_primer.cli._demo_run import DemoSummary, run_demo
+from chat_mcp_primer.cli._demo_run import DemoSummary, run_demo, unique_workspace_name
+from chat_mcp_primer.cli._demo_simulator import DemoError
+from chat_mcp_primer.cli._options import non_negative_seconds, parse_coder_url, positive_seconds
 from chat_mcp_primer.workspace.coder import CoderError
 from chat_mcp_primer.workspace_mcp import PrimerSettings, Strategy
 
@@ -20,6 +26,11 @@ DEFAULT_COLD_START_S = 3.0
 # How long the scripted model keeps working without the workspace tools before it gives up on them:
 # the primer's own 30 s budget, so a demo never outlasts what the library would wait for.
 DEFAULT_PATIENCE_S = 30.0
+
+CODER_TOKEN_ENV = "CODER_SESSION_TOKEN"
+# The TCP port range, for --server-port.
+MIN_PORT = 1
+MAX_PORT = 65535
 
 STRATEGIES: dict[str, Strategy] = {"primed": "primed", "reference": "reference"}
 _SOURCE_STYLES = {"coder": "cyan", "agent": "magenta", "primer": "yellow", "chat": "green", "tool": "blue"}
@@ -49,7 +60,10 @@ def _seconds(value: float | None) -> str:
 @app.command("demo")
 def demo(
     cold_start: Annotated[
-        float, typer.Option("--cold-start", help="Seconds the workspace MCP server takes to come up.")
+        float,
+        typer.Option(
+            "--cold-start", callback=non_negative_seconds, help="Seconds the workspace MCP server takes to come up."
+        ),
     ] = DEFAULT_COLD_START_S,
     no_server: Annotated[bool, typer.Option("--no-server", help="Simulate an MCP server that never comes up.")] = False,
     strategy: Annotated[
@@ -60,29 +74,65 @@ def demo(
         ),
     ] = "primed",
     max_wait: Annotated[
-        float, typer.Option("--max-wait", help="The primer's budget in seconds (PrimerSettings.max_wait).")
+        float,
+        typer.Option(
+            "--max-wait", callback=positive_seconds, help="The primer's budget in seconds (PrimerSettings.max_wait)."
+        ),
     ] = PrimerSettings().max_wait,
     patience: Annotated[
-        float, typer.Option("--patience", help="Seconds the model keeps working without the workspace tools.")
+        float,
+        typer.Option(
+            "--patience",
+            callback=non_negative_seconds,
+            help="Seconds the model keeps working without the workspace tools.",
+        ),
     ] = DEFAULT_PATIENCE_S,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     coder_url: Annotated[
-        str | None, typer.Option("--coder-url", envvar="CODER_URL", help="Run against a real Coder deployment.")
+        str | None,
+        typer.Option(
+            "--coder-url",
+            callback=parse_coder_url,
+            help="Run against this Coder deployment instead of the simulator (CODER_URL is never read).",
+        ),
     ] = None,
     token: Annotated[
-        str | None, typer.Option("--token", envvar="CODER_SESSION_TOKEN", help="Session token for --coder-url.")
+        str | None,
+        typer.Option("--token", envvar=CODER_TOKEN_ENV, show_default=False, help="Session token for --coder-url."),
     ] = None,
     template: Annotated[str | None, typer.Option("--template", help="Template name for --coder-url.")] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="With --coder-url: keep the demo's workspace instead of deleting it.")
+    ] = False,
+    server_port: Annotated[
+        int | None,
+        typer.Option(
+            "--server-port",
+            min=MIN_PORT,
+            max=MAX_PORT,
+            help="Simulator: the port of the workspace MCP server process (default: a free one).",
+        ),
+    ] = None,
     log_level: Annotated[
         LogLevel,
         typer.Option("--log-level", case_sensitive=False, help="Library events at this level and above go to stderr."),
     ] = LogLevel.WARNING,
 ) -> None:
-    """Run a scripted chat that creates a workspace and uses its MCP tools as soon as they are offered."""
-    configure_logging(log_level)
+    """Run a scripted chat that creates a workspace and uses its MCP tools as soon as they are offered.
+
+    On the embedded simulator unless --coder-url is given; there, the workspace gets a unique name and is
+    deleted at the end unless --keep. Exit status: 0 the tools were offered and used; 1 they never were,
+    or the demo failed (the reason printed); 2 usage error; 130 interrupted.
+    """
     if strategy not in STRATEGIES:
         raise typer.BadParameter(f"choose one of {', '.join(STRATEGIES)}", param_hint="--strategy")
+    if coder_url is not None and not token:
+        raise typer.BadParameter(
+            f"--coder-url needs a session token: pass --token or set {CODER_TOKEN_ENV}", param_hint="'--token'"
+        )
+    configure_logging(log_level)
     console = Console(stderr=json_output)
+    workspace_name = unique_workspace_name()
 
     def say(at: float, source: str, what: str) -> None:
         style = _SOURCE_STYLES.get(source, "white")
@@ -96,14 +146,22 @@ def demo(
                 primer=PrimerSettings(strategy=STRATEGIES[strategy], max_wait=max_wait),
                 say=say,
                 coder_url=coder_url,
-                token=token,
+                token=token if coder_url is not None else None,
                 template=template,
+                workspace_name=workspace_name,
+                keep=keep,
+                server_port=server_port,
             )
         )
     except KeyboardInterrupt:
+        if coder_url is not None and not keep:
+            typer.echo(
+                f"Interrupted: the demo's workspace {workspace_name}, if it was created, stays in Coder.", err=True
+            )
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except (CoderError, ValueError) as exc:
-        console.print(f"[red]demo failed:[/red] {exc}")
+    except (CoderError, DemoError) as exc:
+        # One plain line on stderr: rich would wrap a long reason at the console's width.
+        typer.echo(f"demo failed: {exc}", err=True)
         raise typer.Exit(EXIT_FAILURE) from None
     if json_output:
         sys.stdout.write(summary.to_json() + "\n")

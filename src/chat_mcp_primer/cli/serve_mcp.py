@@ -7,9 +7,11 @@ with the same result keys, as JSON objects; failures are results with ``isError`
 
 from __future__ import annotations
 
+import errno
 import hmac
 import ipaddress
 import json
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,10 +19,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 import anyio
-import click
 import structlog
 import typer
 import uvicorn
@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, app
+from chat_mcp_primer.cli._options import CODER_URL_HELP, parse_coder_url, positive_seconds
 from chat_mcp_primer.tools.list_templates import describe_templates
 from chat_mcp_primer.workspace.coder import (
     CoderClient,
@@ -43,6 +44,7 @@ from chat_mcp_primer.workspace.coder import (
     WorkspaceAgent,
     WorkspaceBuild,
     build_when_idle,
+    check_deployment,
     is_mcp_app,
     is_running,
     is_stopped,
@@ -69,6 +71,8 @@ HTTP_UNAUTHORIZED = 401
 WEBSOCKET_POLICY_VIOLATION = 1008
 # Seconds uvicorn gives open requests (a long create_workspace) after Ctrl-C before it drops them.
 GRACEFUL_SHUTDOWN_SECONDS = 5
+# uvicorn's own listen backlog: connections that may queue while the server is busy accepting.
+LISTEN_BACKLOG = 2048
 
 _DEFAULT_READINESS = ReadinessSettings()
 _log = structlog.get_logger("chat_mcp_primer.serve_mcp")
@@ -453,32 +457,63 @@ def _configure_logging(level: LogLevel) -> None:
     )
 
 
+class StartupError(Exception):
+    """The server cannot start (its port is taken, the deployment or the token is wrong); the text says why."""
+
+
+def listen(endpoint: HttpEndpoint) -> socket.socket:
+    """A socket bound and listening on ``endpoint``, as uvicorn would open it, or `StartupError` saying why
+    not ("address already in use"), so the failure is reported before the server says it is serving."""
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart may reuse the port at once
+        listener.bind((endpoint.host, endpoint.port))
+        listener.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        listener.close()
+        reason = exc.strerror or errno.errorcode.get(exc.errno or 0) or type(exc).__name__
+        if isinstance(exc, socket.gaierror):
+            reason = "host not found"
+        where = endpoint.url.removesuffix(MCP_PATH).removeprefix("http://")
+        raise StartupError(f"cannot listen on {where}: {reason[:1].lower()}{reason[1:]}") from None
+    return listener
+
+
 async def serve(settings: ServeSettings) -> None:
-    """Serve until stdin closes (stdio) or the process is interrupted (HTTP); the Coder client is closed after."""
-    async with CoderClient(settings.coder_url, settings.coder_token) as client:
-        server = build_server(WorkspaceLifecycle(client, settings.readiness), log_level=settings.log_level)
-        endpoint = settings.endpoint
-        if endpoint is None:
-            await server.run_stdio_async()
-            return
-        asgi: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH, host=endpoint.host)
-        if settings.bearer_token:
-            asgi = BearerTokenMiddleware(asgi, settings.bearer_token)
-        config = uvicorn.Config(
-            asgi,
-            host=endpoint.host,
-            port=endpoint.port,
-            log_level=settings.log_level.value.lower(),
-            access_log=False,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        )
-        typer.echo(f"serve-mcp: serving MCP on {endpoint.url}", err=True)
-        await uvicorn.Server(config).serve()
-
-
-def _is_http_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    """Check the deployment and the token, then serve until stdin closes (stdio) or the process is
+    interrupted (HTTP); the Coder client is closed after. Raises `StartupError` or `CoderError`, before
+    anything is served, when the port is taken or the deployment cannot be used."""
+    endpoint = settings.endpoint
+    listener = listen(endpoint) if endpoint is not None else None
+    try:
+        async with CoderClient(settings.coder_url, settings.coder_token) as client:
+            deployment = await check_deployment(client)
+            server = build_server(WorkspaceLifecycle(client, settings.readiness), log_level=settings.log_level)
+            where = "stdio" if endpoint is None else endpoint.url
+            typer.echo(
+                f"serve-mcp: serving MCP on {where} for {deployment.username} at {deployment.authority} "
+                f"(Coder {deployment.version})",
+                err=True,
+            )
+            if endpoint is None or listener is None:
+                await server.run_stdio_async()
+                return
+            asgi: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH, host=endpoint.host)
+            if settings.bearer_token:
+                asgi = BearerTokenMiddleware(asgi, settings.bearer_token)
+            config = uvicorn.Config(
+                asgi,
+                host=endpoint.host,
+                port=endpoint.port,
+                log_level=settings.log_level.value.lower(),
+                access_log=False,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            )
+            await uvicorn.Server(config).serve(sockets=[listener])
+    finally:
+        if listener is not None:
+            listener.close()
 
 
 def _fail(message: str) -> typer.Exit:
@@ -489,7 +524,8 @@ def _fail(message: str) -> typer.Exit:
 @app.command(COMMAND_NAME)
 def serve_mcp(
     coder_url: Annotated[
-        str | None, typer.Option("--coder-url", envvar=CODER_URL_ENV, help="URL of the Coder deployment.")
+        str | None,
+        typer.Option("--coder-url", envvar=CODER_URL_ENV, callback=parse_coder_url, help=CODER_URL_HELP),
     ] = None,
     token: Annotated[
         str | None,
@@ -511,33 +547,37 @@ def serve_mcp(
         ),
     ] = None,
     poll_interval: Annotated[
-        float, typer.Option(help="Seconds between polls of a build or an agent (> 0).")
+        float, typer.Option(callback=positive_seconds, help="Seconds between polls of a build or an agent (> 0).")
     ] = _DEFAULT_READINESS.build_poll_interval,
     build_timeout: Annotated[
-        float, typer.Option(help="Seconds a build may take before a tool gives up on it (> 0).")
+        float,
+        typer.Option(callback=positive_seconds, help="Seconds a build may take before a tool gives up on it (> 0)."),
     ] = _DEFAULT_READINESS.build_timeout,
     log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, help="Logs go to stderr.")] = LogLevel.WARNING,
 ) -> None:
-    """Serve the workspace lifecycle tools as an MCP server (stdio by default)."""
+    """Serve the workspace lifecycle tools as an MCP server (stdio by default).
+
+    Checks the deployment and the token once before serving. Exit status: 0 stopped; 1 cannot start (the
+    port is taken, the deployment is unreachable or not Coder, the token is rejected), the reason printed;
+    2 usage error; 130 interrupted.
+    """
     if not coder_url:
-        raise _fail(f"no Coder URL: pass --coder-url or set {CODER_URL_ENV}")
-    if not _is_http_url(coder_url):
-        # The URL itself is not echoed: a malformed one may still carry credentials.
-        raise _fail("the Coder URL must be an http:// or https:// URL with a host")
+        raise typer.BadParameter(f"no Coder URL: pass --coder-url or set {CODER_URL_ENV}", param_hint="'--coder-url'")
     if not token:
-        raise _fail(f"no Coder session token: pass --token or set {CODER_TOKEN_ENV}")
-    if not (poll_interval > 0 and build_timeout > 0):
-        raise _fail("--poll-interval and --build-timeout must be positive numbers of seconds")
+        raise typer.BadParameter(
+            f"no Coder session token: pass --token or set {CODER_TOKEN_ENV}", param_hint="'--token'"
+        )
     endpoint = None
     if http is not None:
         try:
             endpoint = HttpEndpoint.parse(http)
         except ValueError as exc:
-            raise _fail(str(exc)) from None
+            raise typer.BadParameter(str(exc), param_hint="'--http'") from None
         if not endpoint.is_loopback and not bearer_token:
-            raise _fail(
+            raise typer.BadParameter(
                 f"refusing to serve on {endpoint.host}, which is not a loopback address, without a bearer token: "
-                f"pass --bearer-token or set {BEARER_TOKEN_ENV}"
+                f"pass --bearer-token or set {BEARER_TOKEN_ENV}",
+                param_hint="'--bearer-token'",
             )
     settings = ServeSettings(
         coder_url=coder_url,
@@ -558,12 +598,14 @@ def serve_mcp(
         anyio.run(serve, settings, backend="asyncio")
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (StartupError, CoderError) as exc:
+        raise _fail(str(exc)) from None
 
 
 def _run_as_module() -> None:
     """``python -m chat_mcp_primer.cli.serve_mcp [OPTIONS]``: this command, whether or not others are registered."""
     args = sys.argv[1:]
-    if isinstance(typer.main.get_command(app), click.Group):
+    if isinstance(typer.main.get_command(app), typer.core.TyperGroup):
         args = [COMMAND_NAME, *args]
     app(args=args, prog_name=f"{SERVER_NAME} {COMMAND_NAME}")
 

@@ -3,7 +3,9 @@
 The recipe is Coder's own (its UI and CLI since mid-2025), built from the shared pieces in
 `chat_mcp_primer.workspace.coder`: wait for any active build; if the workspace runs, stop it and wait for the
 stop; start it on the target version and wait; then wait for its agent to connect and finish its startup
-scripts. A version that cannot be built is refused before anything is built.
+scripts. A version that cannot be built is refused before anything is built. A workspace already running
+the target version is left alone ("up-to-date", as ``coder update`` says) unless the request forces the
+update.
 
 Three layers, each callable on its own:
 
@@ -32,6 +34,7 @@ from rich.markup import escape
 from rich.status import Status
 
 from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, LogLevel, app, configure_logging
+from chat_mcp_primer.cli._options import CODER_URL_HELP, parse_coder_url, positive_seconds
 from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.workspace.coder import (
     AgentSelectionError,
@@ -88,7 +91,8 @@ class UpdateRequest:
 
     Exactly one of ``workspace_id`` and ``workspace_name`` (compared case-insensitively among the caller's
     own workspaces); `ValueError` otherwise. Without ``template_version_id`` the target is the template's
-    active version. Every budget must be positive.
+    active version. Every budget must be positive. ``force`` rebuilds a workspace that already runs the
+    target version.
     """
 
     workspace_id: str | None = None
@@ -97,6 +101,7 @@ class UpdateRequest:
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     start_timeout: float = DEFAULT_START_TIMEOUT
     agent_timeout: float = DEFAULT_AGENT_TIMEOUT
+    force: bool = False
 
     def __post_init__(self) -> None:
         if (self.workspace_id is None) == (self.workspace_name is None):
@@ -114,11 +119,13 @@ class UpdateRequest:
 @dataclass(slots=True)
 class UpdateReport:
     """What the update did, filled in as it proceeds: a caller that was interrupted still learns which
-    builds were made. ``ok`` is set only once the agent is ready (or the build has no agent); ``error`` is
-    then None. Texts never contain the session token."""
+    builds were made. ``ok`` is set only once the agent is ready (or the build has no agent), or when the
+    workspace already ran the target version (``up_to_date``: nothing was built); ``error`` is then None.
+    Texts never contain the session token."""
 
     ok: bool = False
     interrupted: bool = False
+    up_to_date: bool = False
     workspace_id: str | None = None
     workspace_name: str | None = None
     template_version_id: str | None = None
@@ -166,7 +173,8 @@ async def update_workspace(
     """Update the workspace as the module describes, every wait on ``client.clock``, and return the report.
 
     Guarantees: nothing is built when the workspace cannot be found or the version is refused (missing,
-    of another template, failed or still importing); no start build is made when the stop fails, is
+    of another template, failed or still importing), nor when it already runs the target version and
+    ``request.force`` is not set (``report.up_to_date``); no start build is made when the stop fails, is
     canceled or exceeds ``stop_timeout``; ``ok`` only after the start build succeeded within
     ``start_timeout`` and its agent connected within ``agent_timeout`` and finished its startup scripts.
     Every Coder failure ends up in ``report.error`` (401 as "the session token was rejected"), with the
@@ -233,6 +241,11 @@ async def _run_recipe(client: CoderClient, request: UpdateRequest, progress: Pro
                 f"the workspace's {_describe(workspace.latest_build)} is still "
                 f"{workspace.latest_build.status.value} after {settle_readiness.build_timeout:g} s; try again later"
             )
+
+    if not request.force and is_running(workspace) and workspace.latest_build.template_version_id == version_id:
+        report.up_to_date = True
+        _logger.info("update_workspace.up_to_date", workspace_id=workspace.id, version_id=version_id)
+        return
 
     if is_running(workspace):
         stop = await build_when_idle(client, workspace, Transition.STOP, clock, stop_readiness)
@@ -401,23 +414,29 @@ class RichProgress:
             self._current = None
 
 
-def _positive_seconds(value: float) -> float:
-    if not value > 0:
-        raise typer.BadParameter("must be a positive number of seconds")
-    return value
-
-
-def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise typer.BadParameter("must be an http:// or https:// URL")
-    return value
+def interruption_notice(report: UpdateReport) -> str:
+    """After Ctrl-C: what the user left running in Coder, by build id, so they can watch or cancel it."""
+    workspace = report.workspace_name or report.workspace_id
+    if report.start_build_id is not None and report.agent_id is not None:
+        return (
+            f"Interrupted: the start build {report.start_build_id} of workspace {workspace} finished; "
+            f"its agent continues starting in Coder."
+        )
+    if report.start_build_id is not None:
+        return f"Interrupted: the start build {report.start_build_id} of workspace {workspace} continues in Coder."
+    if report.stop_build_id is not None:
+        return (
+            f"Interrupted: the stop build {report.stop_build_id} of workspace {workspace} continues in Coder; "
+            f"no start build was made, so the workspace stays stopped."
+        )
+    return "Interrupted before any build was made: nothing changed in Coder."
 
 
 @app.command("update-workspace")
 def update_workspace_command(
     coder_url: Annotated[
         str,
-        typer.Option("--coder-url", envvar="CODER_URL", callback=_http_url, help="The Coder deployment's base URL."),
+        typer.Option("--coder-url", envvar="CODER_URL", callback=parse_coder_url, help=CODER_URL_HELP),
     ],
     token: Annotated[
         str,
@@ -437,17 +456,20 @@ def update_workspace_command(
         typer.Option("--template-version-id", help="The version to move to (default: the template's active version)."),
     ] = None,
     stop_timeout: Annotated[
-        float, typer.Option("--stop-timeout", callback=_positive_seconds, help="Seconds the stop build may take.")
+        float, typer.Option("--stop-timeout", callback=positive_seconds, help="Seconds the stop build may take.")
     ] = DEFAULT_STOP_TIMEOUT,
     start_timeout: Annotated[
-        float, typer.Option("--start-timeout", callback=_positive_seconds, help="Seconds the start build may take.")
+        float, typer.Option("--start-timeout", callback=positive_seconds, help="Seconds the start build may take.")
     ] = DEFAULT_START_TIMEOUT,
     agent_timeout: Annotated[
         float,
         typer.Option(
-            "--agent-timeout", callback=_positive_seconds, help="Seconds the agent may take to connect after the start."
+            "--agent-timeout", callback=positive_seconds, help="Seconds the agent may take to connect after the start."
         ),
     ] = DEFAULT_AGENT_TIMEOUT,
+    force: Annotated[
+        bool, typer.Option("--force", help="Stop and start the workspace even if it already runs the version.")
+    ] = False,
     log_level: Annotated[
         LogLevel, typer.Option("--log-level", case_sensitive=False, help="Log events at this level and above.")
     ] = LogLevel.WARNING,
@@ -457,7 +479,10 @@ def update_workspace_command(
 ) -> None:
     """Stop a workspace, start it on a template version, and wait until its agent is ready.
 
-    Exit status: 0 updated and ready; 1 failed or refused, the reason printed; 2 usage error; 130 interrupted.
+    Does nothing when the workspace already runs the version ("up-to-date"), unless --force.
+
+    Exit status: 0 updated and ready, or up-to-date; 1 failed or refused, the reason printed; 2 usage error;
+    130 interrupted (the builds that continue in Coder are named).
     """
     workspace_id = workspace_id or None
     workspace_name = workspace_name or None
@@ -474,6 +499,7 @@ def update_workspace_command(
         stop_timeout=stop_timeout,
         start_timeout=start_timeout,
         agent_timeout=agent_timeout,
+        force=force,
     )
     console = Console(stderr=True)
     progress = RichProgress(console) if console.is_terminal else PlainProgress(sys.stderr)
@@ -482,10 +508,17 @@ def update_workspace_command(
         report = execute(request, coder_url=coder_url, token=token, progress=progress)
     finally:
         progress.end(succeeded=report.ok)
-    if report.error is not None:
+    if report.interrupted:
+        print(interruption_notice(report), file=sys.stderr, flush=True)
+    elif report.error is not None:
         print(f"Error: {report.error}", file=sys.stderr, flush=True)
     if json_output:
         print(json.dumps(report.as_json()), flush=True)
+    elif report.up_to_date:
+        print(
+            f"Workspace {report.workspace_name} is up-to-date: it already runs template version "
+            f"{report.template_version_id}. Nothing was done (--force stops and starts it anyway)."
+        )
     elif report.ok:
         print(f"Workspace {report.workspace_name} is running template version {report.template_version_id}.")
     raise typer.Exit(report.exit_code)

@@ -38,6 +38,7 @@ from chat_mcp_primer.workspace.coder._errors import (
     TemplateVersionImportingError,
     Validation,
 )
+from chat_mcp_primer.workspace.coder._preflight import Deployment, check_deployment
 from chat_mcp_primer.workspace.coder._readiness import (
     AgentSelectionError,
     ReadinessSettings,
@@ -57,6 +58,7 @@ from chat_mcp_primer.workspace.coder._recipes import (
     stop_and_wait,
     version_refusal,
 )
+from chat_mcp_primer.workspace.coder._url import CoderUrl
 
 __all__ = [
     "TOKEN_HEADER",
@@ -80,8 +82,10 @@ __all__ = [
     "CoderServerError",
     "CoderSettings",
     "CoderTransportError",
+    "CoderUrl",
     "CoderValidationError",
     "CoderWorkspaceDeletedError",
+    "Deployment",
     "JobStatus",
     "LifecycleState",
     "McpAppSettings",
@@ -101,6 +105,7 @@ __all__ = [
     "WorkspaceBuild",
     "build_failure",
     "build_when_idle",
+    "check_deployment",
     "is_mcp_app",
     "is_running",
     "is_stopped",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -30,6 +33,7 @@ from chat_mcp_primer.workspace.coder._errors import (
     CoderTransportError,
     error_from_body,
 )
+from chat_mcp_primer.workspace.coder._url import CoderUrl
 
 TOKEN_HEADER = "Coder-Session-Token"
 REQUEST_TAGS = ("coder", "request")
@@ -81,7 +85,9 @@ class CoderClient:
     Use as an async context manager (or call `aclose`). 5xx, 429 and transport failures are retried with
     capped exponential backoff that honours ``Retry-After``; every other error is raised at once as a
     `CoderError` subclass. The token is sent in the ``Coder-Session-Token`` header and never appears in
-    a repr, an error or a log.
+    a repr, an error or a log. A malformed ``url`` is a `ValueError` (see `CoderUrl.parse`); a deployment
+    that cannot be reached is a `CoderTransportError` naming ``host:port`` and the cause
+    ("cannot reach coder.example.com:443: connection refused (GET /users/me)").
     """
 
     def __init__(
@@ -93,7 +99,9 @@ class CoderClient:
         settings: CoderSettings | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
+        parsed = CoderUrl.parse(url)
+        self.url = parsed.url
+        self.authority = parsed.authority
         self.settings = settings or CoderSettings()
         self.clock: Clock = clock or SystemClock()
         self._token = token
@@ -149,8 +157,11 @@ class CoderClient:
                 )
             except (httpx.TransportError, TimeoutError) as exc:
                 if attempt == settings.max_attempts:
-                    reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
-                    raise CoderTransportError(f"{method} {path}: Coder unreachable ({reason})") from None
+                    if isinstance(exc, TimeoutError):
+                        cause = f"no answer within {settings.request_timeout:g} s"
+                    else:
+                        cause = transport_cause(exc)
+                    raise CoderTransportError(f"cannot reach {self.authority}: {cause} ({method} {path})") from None
                 await self.clock.sleep(backoff, *RETRY_TAGS)
                 backoff = min(backoff * 2, settings.max_backoff)
                 continue
@@ -332,7 +343,9 @@ class CoderClient:
                     elif event.event == "error":
                         raise error_from_body(500, _json_object(event.data) if event.data else None)
         except httpx.TransportError as exc:
-            raise CoderTransportError(f"watch {workspace_id}: stream broke ({type(exc).__name__})") from None
+            raise CoderTransportError(
+                f"watch {workspace_id}: stream from {self.authority} broke ({transport_cause(exc)})"
+            ) from None
 
 
 def _json_object(text: str) -> Mapping[str, Any]:
@@ -343,3 +356,35 @@ def _json_object(text: str) -> Mapping[str, Any]:
     if not isinstance(data, dict):
         raise CoderProtocolError("watch: an event is not a JSON object")
     return data
+
+
+def transport_cause(exc: BaseException) -> str:
+    """What an httpx transport failure came down to, in words an operator acts on: "connection refused",
+    "host not found", "TLS certificate verification failed", the OS's own words for other socket errors."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]  # the causes, and the members of groups (trio's connect errors)
+    while pending:
+        cause = pending.pop(0)
+        if id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, BaseExceptionGroup):
+            pending.extend(cause.exceptions)
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return "TLS certificate verification failed"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake failed ({cause.reason or type(cause).__name__})"
+        if isinstance(cause, socket.gaierror):
+            return "host not found"
+        if isinstance(cause, OSError) and cause.errno is not None:
+            if cause.errno == errno.ECONNREFUSED:
+                return "connection refused"
+            return (cause.strerror or errno.errorcode.get(cause.errno, str(cause.errno))).lower()
+        link = cause.__cause__ or cause.__context__
+        if link is not None:
+            pending.append(link)
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return "the connection broke"
+    return f"transport failure ({type(exc).__name__})"
