@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult
 from chat_mcp_primer.workspace_mcp._failures import REFUSED
-from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +18,9 @@ class NextLook:
 
 
 class PollSchedule:
-    """The held-step poll's pauses for one agent, fed each look's result and when it ended.
+    """The held-step poll's pauses for one agent, fed each look's result and when it ended: ``interval``,
+    ``patience`` and ``longest`` are `PrimerSettings`' ``prepare_poll_interval``, ``prepare_poll_patience``
+    and ``prepare_poll_max_interval``.
 
     Each look is paid for by what it can still find, by what its servers did:
 
@@ -39,10 +40,10 @@ class PollSchedule:
 
     __slots__ = ("_answering_since", "_interval", "_longest", "_patience", "_pause")
 
-    def __init__(self, settings: PrimerSettings) -> None:
-        self._interval = settings.prepare_poll_interval
-        self._patience = settings.prepare_poll_patience
-        self._longest = max(settings.prepare_poll_interval, settings.prepare_poll_max_interval)
+    def __init__(self, *, interval: float, patience: float, longest: float) -> None:
+        self._interval = interval
+        self._patience = patience
+        self._longest = max(interval, longest)
         self._answering_since: float | None = None
         self._pause = self._interval
 

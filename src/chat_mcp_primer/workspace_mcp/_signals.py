@@ -191,7 +191,12 @@ class SharedSignals:
             del self._watches[key]
 
     async def _poll(self, agent: tuple[str, str], feed: _Feed, look: LookForTools) -> None:
-        schedule = PollSchedule(self._settings)
+        settings = self._settings
+        schedule = PollSchedule(
+            interval=settings.prepare_poll_interval,
+            patience=settings.prepare_poll_patience,
+            longest=settings.prepare_poll_max_interval,
+        )
         next_look = schedule.first
         with feed.scope:
             while True:
