@@ -141,14 +141,23 @@ class WorkingModel:
 
     Step 0 calls ``provision``. Every later step that is not offered a tool starting with ``prefix`` takes
     ``step_seconds`` (a sleep standing in for inference) and calls the cheap ``check_status`` tool; the
-    first step that is offered one records the time and ends the turn. Chats are told apart by the text
-    of their user message, so one model can serve every chat of a shared runtime.
+    first step that is offered one records the time and ends the turn, and so does the first step that
+    starts ``gives_up_after`` seconds or more after step 0 (tools that never come). Chats are told apart by
+    the text of their user message, so one model can serve every chat of a shared runtime.
     """
 
-    def __init__(self, prefix: str, *, step_seconds: float, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        *,
+        step_seconds: float,
+        now: Callable[[], float] = time.monotonic,
+        gives_up_after: float = math.inf,
+    ) -> None:
         self.prefix = prefix
         self.step_seconds = step_seconds
         self.now = now
+        self.gives_up_after = gives_up_after
         self.offered: dict[str, Offered] = {}
         self.step_starts: dict[str, list[float]] = {}
 
@@ -161,6 +170,8 @@ class WorkingModel:
         if any(name.startswith(self.prefix) for name in request.tool_names):
             self.offered.setdefault(chat, Offered(request.step, at))
             return ModelResponse(text="The workspace tools are here.")
+        if at - self.step_starts[chat][0] >= self.gives_up_after:
+            return ModelResponse(text="The workspace tools never came.")
         await anyio.sleep(self.step_seconds)
         return ModelResponse(text="Working meanwhile.", tool_calls=(call("check_status"),))
 

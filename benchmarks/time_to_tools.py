@@ -12,6 +12,9 @@ How a server becomes ready decides what can notice it, so there are three scenar
 - *announced*: the server listens all along and starts listing tools at the offset, and the backend's change
   stream fires then (as Coder's watch does when the app's health check turns healthy);
 - *silent*: the same with no signal at all, not even ``tools/list_changed``: only retries find the tools.
+
+A fourth scenario, *always empty*, counts what looking costs: the server answers every listing with no tools,
+ever, and the model gives up after the primer's whole budget.
 """
 
 from __future__ import annotations
@@ -52,12 +55,17 @@ SEED = 20_240_601
 P50_TARGET_S = 0.100
 P95_TARGET_S = 0.300
 STRATEGIES: tuple[Strategy, ...] = ("primed", "reference")
+# Always empty: a trial lasts the primer's whole budget (30 s), which is what the reference's "16 listings"
+# are counted over; the first prepare_wait (15 s) of it is the primed strategy's held step.
+EMPTY_TRIAL_S = PrimerSettings().max_wait
+HELD_S = PrimerSettings().prepare_wait
 
 
 class Scenario(StrEnum):
     LISTENS = "starts listening"
     ANNOUNCED = "announced"
     SILENT = "silent"
+    EMPTY = "always empty"
 
 
 @dataclass(slots=True)
@@ -74,6 +82,7 @@ class Trial:
     held: float = math.nan  # from agent_ready() to the start of the model's next step
     attempts: int = 0  # primer attempts
     listings: int = 0  # tools/list requests the server answered
+    listings_held: float = math.nan  # of those, the ones answered within HELD_S of agent_ready()
     error: str | None = None
 
     @property
@@ -106,19 +115,25 @@ async def run_trial(trial: Trial, server: WorkspaceMCPServer, guard_s: float, de
     workspaces = InMemoryWorkspaces()
     workspaces.set_agent(binding.workspace_id, "agent-1", (endpoint_of(trial, server),))
     events = EventRecorder()
-    model = WorkingModel(f"{SERVER}__", step_seconds=STEP_SECONDS, now=clock.now)
+    empty = trial.scenario is Scenario.EMPTY
+    gives_up_after = EMPTY_TRIAL_S if empty else math.inf
+    model = WorkingModel(f"{SERVER}__", step_seconds=STEP_SECONDS, now=clock.now, gives_up_after=gives_up_after)
 
     agent_is_ready = anyio.Event()
 
     def server_comes_up_later() -> None:
         trial.agent_ready_at = clock.now()
         trial.ready_at = trial.agent_ready_at + trial.offset
-        if trial.scenario is not Scenario.LISTENS:
+        if trial.scenario is not Scenario.LISTENS and not empty:
             server.ready_at = trial.ready_at
         agent_is_ready.set()
 
     async def come_up() -> None:
         await agent_is_ready.wait()
+        if empty:  # never comes up: count what the first HELD_S cost
+            await anyio.sleep(max(0.0, trial.agent_ready_at + HELD_S - clock.now()))
+            trial.listings_held = server.list_calls
+            return
         await anyio.sleep(max(0.0, trial.ready_at - clock.now()))
         if trial.scenario is Scenario.LISTENS:
             trial.ready_at = clock.now()  # taken before the start: its few milliseconds count against us
@@ -184,7 +199,7 @@ async def measure(
     ]
     if not listens:
         start_servers(servers)
-    guard_s = span + 30.0
+    guard_s = (EMPTY_TRIAL_S if scenario is Scenario.EMPTY else span) + 30.0
     await warm_up()
     started = time.perf_counter()
     try:
@@ -216,6 +231,9 @@ def summarise(runs: dict[Scenario, tuple[list[Trial], float]], trials_per_strate
     section = Section()
     target = f"≤ {ms(P50_TARGET_S)} / {ms(P95_TARGET_S)}"
     for scenario, (trials, _) in runs.items():
+        if scenario is Scenario.EMPTY:
+            section.rows.append(empty_row(trials))
+            continue
         for label, metric in (("in cache", "to_cache"), ("offered to the model", "to_model")):
             ours, ref = p50_p95(trials, "primed", metric), p50_p95(trials, "reference", metric)
             section.rows.append(
@@ -239,7 +257,7 @@ def summarise(runs: dict[Scenario, tuple[list[Trial], float]], trials_per_strate
                 "—",
             )
         )
-    every = [t for trials, _ in runs.values() for t in trials]
+    every = [t for scenario, (trials, _) in runs.items() if scenario is not Scenario.EMPTY for t in trials]
     share = {
         s: sum(1 for t in every if t.strategy == s and t.offered_step == 1)
         / max(1, sum(t.strategy == s for t in every))
@@ -266,9 +284,17 @@ def summarise(runs: dict[Scenario, tuple[list[Trial], float]], trials_per_strate
         f"{STEP_SECONDS} s; one server, chat and runtime per trial; a scenario's trials run concurrently ({walls}). "
         "'starts listening': connections are refused until the server process is up; 'announced': it lists "
         "nothing until ready and the backend's change stream fires then; 'silent': no signal at all, so only the "
-        "primer's retries (at most 16 in 30 s) find the tools."
+        "primer's retries (at most 16 in 30 s) and the held step's look find the tools."
     )
+    empty = [t for scenario, (trials, _) in runs.items() if scenario is Scenario.EMPTY for t in trials]
+    if empty:
+        section.notes.append(
+            f"1-2: 'always empty': {len(empty) // len(STRATEGIES)} trials per strategy; the server answers every "
+            f"listing with no tools, and the model (a listing per step for both strategies) gives up at the first "
+            f"step {EMPTY_TRIAL_S:g} s after it started; the first {HELD_S:g} s are the primed strategy's held step."
+        )
     failed = [t for t in every if t.error is not None or math.isnan(t.to_model)]
+    failed += [t for t in empty if t.error is not None]
     if failed:
         summary = ", ".join(
             f"{t.scenario}/{t.strategy}#{t.index}: {t.error or 'tools never offered'}" for t in failed[:5]
@@ -277,7 +303,32 @@ def summarise(runs: dict[Scenario, tuple[list[Trial], float]], trials_per_strate
     return section
 
 
+def empty_row(trials: list[Trial]) -> Row:
+    """Listings per trial against a server that never lists a tool: the first HELD_S, and the whole trial."""
+
+    def mean_of(strategy: Strategy, metric: str) -> float:
+        got = [float(getattr(t, metric)) for t in trials if t.strategy == strategy and t.error is None]
+        return mean([v for v in got if not math.isnan(v)])
+
+    cells = {
+        s: f"{mean_of(s, 'listings_held'):.1f} / {mean_of(s, 'listings'):.1f} ({mean_of(s, 'attempts'):.1f})"
+        for s in STRATEGIES
+    }
+    metric = (
+        f"{Scenario.EMPTY} (answers, never lists a tool): tools/list calls per trial, "
+        f"first {HELD_S:g} s / {EMPTY_TRIAL_S:g} s (primer attempts), mean"
+    )
+    return Row(NAME, metric, cells["primed"], cells["reference"], "—")
+
+
 def run(quick: bool) -> Section:
     trials_per_strategy, span, stagger = (6, 3.0, 1.5) if quick else (20, 10.0, 6.0)
-    runs = {scenario: anyio.run(measure, scenario, trials_per_strategy, span, stagger) for scenario in Scenario}
+    # Counting listings needs few trials (each is alike), and each lasts EMPTY_TRIAL_S whatever the mode.
+    empty_trials = 2 if quick else 6
+    runs = {
+        scenario: anyio.run(
+            measure, scenario, empty_trials if scenario is Scenario.EMPTY else trials_per_strategy, span, stagger
+        )
+        for scenario in Scenario
+    }
     return summarise(runs, trials_per_strategy, span)

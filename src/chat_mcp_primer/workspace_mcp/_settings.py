@@ -40,8 +40,18 @@ class PrimerSettings:
     # cheap listing, one per agent however many chats are held on it, a cache hit once anyone has them),
     # standing in for the model steps held back, each of which would have listed once: a server that
     # starts listing with no signal is found within ~0.1 s on average, at 5 listings a second per agent
-    # and server while a step is held (at most prepare_wait) and tools are missing.
+    # and server while a step is held (at most prepare_wait) and tools are missing, for the first
+    # prepare_poll_patience of a server answering without them.
     prepare_poll_interval: float = 0.2
+    # Primed: how long a server that answers without tools (empty, or with an error) is looked at every
+    # prepare_poll_interval, counted from its first such answer (one refusing connections has not). A server
+    # that lists at all mostly does so within seconds of answering; 10 s keeps the benchmark's silent
+    # servers, ready 0-10 s after the agent, found within ~0.1 s at p50. Past it, each pause doubles.
+    prepare_poll_patience: float = 10.0
+    # Primed: the longest pause of the held step's poll once it backs off. As long as the primer's own
+    # pause by then (retry_interval): the poll then costs no more than the primer's attempts, and a 15 s
+    # hold against a server that never lists makes ~66 listings instead of ~86.
+    prepare_poll_max_interval: float = 2.0
     # Primed: while an endpoint refuses connections, how often to knock (a bare TCP connect, no MCP
     # traffic) to learn the moment it starts to accept.
     probe_interval: float = 0.1
@@ -86,7 +96,8 @@ class PrimerSettings:
     def __post_init__(self) -> None:
         names: tuple[str, ...] = ("max_wait", "retry_interval", "discovery_timeout", "dial_timeout")
         names += ("dial_slot_seconds", "call_timeout", "close_grace")
-        for name in (*names, "first_pause", "prepare_wait", "prepare_poll_interval", "probe_interval"):
+        names += ("first_pause", "prepare_wait", "prepare_poll_interval", "prepare_poll_patience")
+        for name in (*names, "prepare_poll_max_interval", "probe_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PrimerSettings.{name} must not be negative")
         if self.retry_interval == 0:

@@ -15,7 +15,9 @@ from chat_mcp_primer.clock import Clock, run_with_timeout
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.workspace import WorkspaceChangeSource
+from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult, Outcome
 from chat_mcp_primer.workspace_mcp._failures import describe_failure
+from chat_mcp_primer.workspace_mcp._poll_schedule import PollSchedule
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
 
 PREPARE_WAIT_TAGS = ("prepare", "wait")
@@ -101,8 +103,8 @@ class _Feed:
             listener(reason)
 
 
-ToolsListed = Callable[[], Awaitable[bool]]
-"""One look for an agent's tools: True when every one of its servers listed some."""
+LookForTools = Callable[[], Awaitable[DiscoveryResult]]
+"""One discovery attempt for an agent's tools; its outcome is OK when every one of its servers listed some."""
 
 
 class SharedSignals:
@@ -139,14 +141,17 @@ class SharedSignals:
             self._start(self._knock, url, feed)
         return self._subscribe(self._probes, url, feed, listener)
 
-    def poll(self, agent: tuple[str, str], look: ToolsListed, listener: SignalListener) -> Unsubscribe:
-        """Every ``prepare_poll_interval``, ``look`` for the tools of ``agent`` (workspace id, agent id);
-        tell ``listener`` once they are all listed, until unsubscribed.
+    def poll(self, agent: tuple[str, str], look: LookForTools, listener: SignalListener) -> Unsubscribe:
+        """``look`` for the tools of ``agent`` (workspace id, agent id) on the `PollSchedule`: every
+        ``prepare_poll_interval`` at first, less often for servers that keep answering without tools, by a
+        bare TCP knock for servers that refuse connections; tell ``listener`` once they are all listed,
+        until unsubscribed.
 
         A held step stands in for the model steps it holds back, each of which would have listed once.
         A thousand chats held on a hundred agents make a hundred looks per interval, not a thousand
         wake-ups: a chat's poll costs nothing until the tools are there. The first listener's ``look``
-        is the one used; every chat of an agent looks the same way.
+        is the one used; every chat of an agent looks the same way, and the schedule is the agent's,
+        however late a chat joins it.
         """
         feed = self._polls.get(agent)
         if feed is None:
@@ -185,15 +190,41 @@ class SharedSignals:
         if self._watches.get(key) is feed:  # ended on its own: the next listener starts a new one
             del self._watches[key]
 
-    async def _poll(self, agent: tuple[str, str], feed: _Feed, look: ToolsListed) -> None:
+    async def _poll(self, agent: tuple[str, str], feed: _Feed, look: LookForTools) -> None:
+        settings = self._settings
+        schedule = PollSchedule(
+            interval=settings.prepare_poll_interval,
+            patience=settings.prepare_poll_patience,
+            longest=settings.prepare_poll_max_interval,
+        )
+        next_look = schedule.first
         with feed.scope:
             while True:
-                await self._clock.sleep(self._settings.prepare_poll_interval, *PREPARE_POLL_TAGS)
-                if await look():
+                await self._clock.sleep(next_look.pause, *PREPARE_POLL_TAGS)
+                if next_look.knock_first and not await self._any_accepts(next_look.knock_first):
+                    continue  # still refused: no dial, no listing
+                result = await look()
+                if result.outcome is Outcome.OK:
                     feed.tell("tools listed")
                     break
+                was_backing_off = schedule.backing_off
+                next_look = schedule.after(result, self._clock.now())
+                if schedule.backing_off and not was_backing_off:
+                    workspace_id, agent_id = agent
+                    self._events.emit(
+                        "prepare.poll_backing_off",
+                        workspace_id=workspace_id,
+                        agent_id=agent_id,
+                        outcome=result.outcome.value,
+                    )
         if self._polls.get(agent) is feed:
             del self._polls[agent]
+
+    async def _any_accepts(self, urls: tuple[str, ...]) -> bool:
+        for url in urls:
+            if await accepts_connections(url, self._clock, self._settings.probe_interval):
+                return True
+        return False
 
     async def _knock(self, url: str, feed: _Feed) -> None:
         with feed.scope:

@@ -308,11 +308,11 @@ class TurnWorkspace:
             return _nothing  # no agent to look at: the primer's end or the bound ends the hold
         hub = self._hub
 
-        async def tools_listed() -> bool:
+        async def look() -> DiscoveryResult:
             await hub.pacer.admit()
-            return (await hub.discovery.attempt(agent)).outcome is Outcome.OK
+            return await hub.discovery.attempt(agent)
 
-        return hub.signals.poll((agent.workspace_id, agent.agent_id), tools_listed, lambda _: held.cancel())
+        return hub.signals.poll((agent.workspace_id, agent.agent_id), look, lambda _: held.cancel())
 
     async def _attempt(self) -> DiscoveryResult:
         # Many chats start attempts together (their primers start together, a listing wakes them) and go
