@@ -276,11 +276,12 @@ class TurnWorkspace:
     async def _wait_for_fresh_primer(self) -> None:
         """Hold the step until the primer ends, at most ``prepare_wait``, once per primer.
 
-        While the step is held, the model makes no steps, so someone must look for the tools every
-        ``prepare_poll_interval``, as each model step would have: a server that lists its tools without
-        any signal is found within a poll, not a primer pause. The look is the hub's, one per agent
-        however many chats are held on it (a cheap listing, shared with the primers by single flight,
-        answered from the cache once anyone has the tools).
+        While the step is held, the model makes no steps, so someone must look for the tools as each
+        model step would have: a server that lists its tools without any signal is found within a poll,
+        not a primer pause. The look is the hub's, one per agent however many chats are held on it (a
+        cheap listing, shared with the primers by single flight, answered from the cache once anyone has
+        the tools), on the schedule of `PollSchedule`: every ``prepare_poll_interval`` at first, less
+        often at a server that keeps answering without tools, a bare knock at one that refuses.
         """
         ended = self._primer_ended
         if ended is None or ended.is_set() or ended is self._waited_for:
