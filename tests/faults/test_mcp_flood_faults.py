@@ -45,6 +45,7 @@ FLOODS = [
     FloodRow("300-mb-error-event", Flood.error(300 * MB, sse=True), TOO_LARGE),
     FloodRow("event-that-never-ends", Flood.endless_event(), TOO_LARGE),
     FloodRow("keep-alives-that-never-answer", Flood.keep_alives(), "timed out", endless=True),
+    FloodRow("event-stream-ends-unanswered", Flood.unanswered(), "the server's event stream ended without an answer"),
 ]
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-FloodKind = Literal["body", "tools", "error", "keep_alives", "endless_event"]
+FloodKind = Literal["body", "tools", "error", "keep_alives", "endless_event", "unanswered"]
 # One chunk handed to the server's socket at a time: large enough to fill a loopback socket fast, small
 # enough that a client that stops reading leaves little generated for nothing.
 _CHUNK_BYTES = 64 * 1024
@@ -34,7 +34,9 @@ class Flood:
     - `tools`: ``count`` tools, in pages of ``page_size`` (one page when None);
     - `error`: a JSON-RPC error whose message is ``size`` bytes;
     - `keep_alives`: an event stream of keep-alive comments that never answers;
-    - `endless_event`: an event stream whose first event never ends.
+    - `endless_event`: an event stream whose first event never ends;
+    - `unanswered`: an event stream that ends, after a keep-alive, without answering (a server that
+      crashed mid-request).
 
     ``sse`` sends `body`, `tools` and `error` as one event of an event stream (how servers of the older
     protocol era answer) instead of a JSON body.
@@ -66,14 +68,20 @@ class Flood:
     def endless_event(cls) -> Flood:
         return cls("endless_event")
 
+    @classmethod
+    def unanswered(cls) -> Flood:
+        return cls("unanswered")
+
     @property
     def streams_events(self) -> bool:
-        return self.sse or self.kind in ("keep_alives", "endless_event")
+        return self.sse or self.kind in ("keep_alives", "endless_event", "unanswered")
 
     def chunks(self, request_id: Any, cursor: str | None) -> Iterator[bytes]:
         """The answer to the ``tools/list`` request ``request_id`` (page ``cursor``), chunk by chunk."""
         if self.kind == "keep_alives":
             return itertools.repeat(b": keep-alive\n\n")
+        if self.kind == "unanswered":
+            return iter([b": keep-alive\n\n"])
         if self.kind == "endless_event":
             lines = (b"data: " + b"x" * 1_000 + b"\n") * (_CHUNK_BYTES // 1_000)
             return itertools.chain([b"event: message\n"], itertools.repeat(lines))
