@@ -111,9 +111,21 @@ class Flood:
             yield head + b', "result": {' + _RESULT_FIELDS + b'"tools": ['
             for first in range(start, end, _TOOLS_PER_CHUNK):
                 last = min(end, first + _TOOLS_PER_CHUNK)
-                tools = (f'{{"name": "tool_{i:07d}", "inputSchema": {{"type": "object"}}}}' for i in range(first, last))
-                yield (("," if first > start else "") + ",".join(tools)).encode()
+                yield (b"," if first > start else b"") + _tool_chunk(first, last)
             yield b"]" + (f', "nextCursor": "{end}"'.encode() if end < self.count else b"") + b"}}"
+
+
+# A thousand tools as one template, their names told apart by the chunk's number: two million tools are
+# generated with one copy per thousand, not one string each (the server shares the test's process).
+_TOOL = '{"name": "tool_%s%03d", "inputSchema": {"type": "object"}}'
+_TOOL_CHUNK = ",".join(_TOOL % ("#####", j) for j in range(_TOOLS_PER_CHUNK)).encode()
+
+
+def _tool_chunk(first: int, last: int) -> bytes:
+    """Tools ``first`` to ``last - 1``, named ``tool_00000000`` on."""
+    if first % _TOOLS_PER_CHUNK == 0 and last - first == _TOOLS_PER_CHUNK:
+        return _TOOL_CHUNK.replace(b"#####", b"%05d" % (first // _TOOLS_PER_CHUNK))
+    return ",".join(_TOOL % (f"{i // _TOOLS_PER_CHUNK:05d}", i % _TOOLS_PER_CHUNK) for i in range(first, last)).encode()
 
 
 def _filler(size: int) -> Iterator[bytes]:
