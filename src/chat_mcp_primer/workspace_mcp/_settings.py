@@ -78,7 +78,9 @@ class PrimerSettings:
     # Every response a workspace server sends (a JSON answer, an error, one event of an event stream) is
     # counted as it arrives and cut off past this, before it is parsed; the session is then dropped. 8 MiB
     # holds a listing of thousands of tools with long descriptions and schemas, while a hostile or broken
-    # server can no longer make the backend hold hundreds of megabytes for one answer.
+    # server can no longer make the backend read hundreds of megabytes for one answer. Parsed, JSON of tiny
+    # objects takes up to ~60 times its size (8 MiB of minimal tools, ~470 MB): lower this where memory is
+    # tight and catalogues are small.
     max_response_bytes: int = 8 * 1024 * 1024
     # A listing (all its pages) with more tools than this is refused whole. No model can be offered that
     # many at once; 10,000 is the largest catalogue listed, offered and called end to end in the tests
