@@ -70,6 +70,8 @@ async def test_a_flooding_server_is_cut_off_on_the_wire_explained_and_caches_not
     assert any(row.reason in reason for reason in turn.failures), turn.failures
     # A session that was sent too much is not used again: every listing dialled afresh.
     assert len(turn.events.named("session.dialing")) >= turn.listings
+    refused = {event.fields["reason"] for event in turn.events.named("session.response_refused")}
+    assert refused == ({TOO_LARGE} if row.reason == TOO_LARGE else set())
 
 
 async def test_an_error_message_under_the_bound_is_never_repeated(clock: MockClock) -> None:

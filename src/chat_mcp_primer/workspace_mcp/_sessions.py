@@ -38,6 +38,9 @@ CLOSE_TAGS = ("workspace-mcp", "close")
 ToolsChanged = Callable[[CacheKey], Awaitable[None]]
 """Told that a server's tool catalogue changed (``tools/list_changed``)."""
 
+Refused = Callable[[CacheKey, str], None]
+"""Told that a session cut a server's response off (too large, compressed unasked), and why."""
+
 _Answer = TypeVar("_Answer")
 
 
@@ -81,11 +84,17 @@ class McpSession:
     """
 
     def __init__(
-        self, key: CacheKey, endpoint: McpEndpoint, on_tools_changed: ToolsChanged | None = None, now: float = 0.0
+        self,
+        key: CacheKey,
+        endpoint: McpEndpoint,
+        on_tools_changed: ToolsChanged | None = None,
+        now: float = 0.0,
+        on_refused: Refused | None = None,
     ) -> None:
         self.key = key
         self.endpoint = endpoint
         self.on_tools_changed = on_tools_changed
+        self.on_refused = on_refused
         # True once a listing through this session found tools: worth keeping open across turns.
         self.warm = False
         self.last_used = now
@@ -154,6 +163,8 @@ class McpSession:
         # this session: the pool dials afresh next time, and the bytes already read are dropped.
         self._refusal = reason
         self.close()
+        if self.on_refused is not None:
+            self.on_refused(self.key, reason)
 
     async def _wait_ready(self) -> None:
         await self._ready.wait()
@@ -310,7 +321,7 @@ class McpSessions:
         if session is None or session.closed or session.closing or not session.endpoint.connects_like(endpoint):
             if session is not None:
                 session.close()
-            session = McpSession(key, endpoint, self._on_tools_changed, self._clock.now())
+            session = McpSession(key, endpoint, self._on_tools_changed, self._clock.now(), self._refused)
             self._sessions[key] = session
             self._events.emit("session.dialing", server=key.server, agent_id=key.agent_id)
             self._live.add(session)
@@ -322,6 +333,9 @@ class McpSessions:
             raise
         session.last_used = self._clock.now()
         return session
+
+    def _refused(self, key: CacheKey, reason: str) -> None:
+        self._events.emit("session.response_refused", server=key.server, agent_id=key.agent_id, reason=reason)
 
     def _start_slot_timer(self, slot: DialSlot) -> None:
         if self._owners is not None:
