@@ -23,6 +23,7 @@ from chat_mcp_primer.testing import (
     FakeMcpServer,
     FakeTemplate,
     FakeVersion,
+    Flood,
     MockClock,
     ServedFakeCoder,
     WorkspaceMCPServer,
@@ -60,6 +61,12 @@ OTHER_BUILD_CANCELED_AFTER_S = 20.0
 CANCELED_AFTER_S = 3.0
 # How often the harness looks at the fake deployment while it waits for a build (fake time, free).
 WATCH_S = 0.5
+# A server that floods its listings, as in the issue that bounded responses: the client reads 8 MiB of each
+# and stops, so these cost a turn a few hundred megabytes of loopback traffic, never memory.
+FLOODS = {
+    "mcp_300_mb_listing": Flood.body(300_000_000),
+    "mcp_2_million_tools": Flood.tools(2_000_000),
+}
 
 FAULT_KINDS = (
     "none",
@@ -77,6 +84,7 @@ FAULT_KINDS = (
     "mcp_fail_listing",
     "mcp_cursor_loop",
     "mcp_server_stopped",
+    *FLOODS,
 )
 
 
@@ -186,6 +194,8 @@ class World:
             server.cursor_loop = True
         elif kind == "mcp_server_stopped":
             server.stop()
+        elif kind in FLOODS:
+            server.flood = FLOODS[kind]
         elif kind != "none":
             raise ValueError(f"unknown fault kind {kind!r}")
         return Injection(kind, op)
@@ -196,6 +206,7 @@ class World:
         server = chat.server
         server.ready_at = None
         server.hang_listing = server.fail_listing = server.cursor_loop = False
+        server.flood = None
         if server.open_connections == 0 and not _serving(server):
             server.port = chat.port  # back where the proxy forwards to
             server.start()

@@ -22,6 +22,8 @@ AGENT = "agent-1"
 READY = WorkspaceBinding(WORKSPACE, build_id="build-1", agent_id=AGENT)
 # The reference budgets; only the held step's polls are sparser, as each costs a real listing here.
 FAULT_SETTINGS = PrimerSettings(prepare_poll_interval=1.0)
+# What the model is told when it calls docs__search, a tool it was never offered.
+UNKNOWN = "unknown tool 'docs__search'; call one of the tools you were offered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,11 @@ class FaultTurn:
     def result_of(self, tool: str) -> ToolResult:
         [result] = [m.result for m in self.result.added if m.result is not None and m.tool_name == tool]
         return result
+
+    @property
+    def failures(self) -> set[str]:
+        """Why listings failed, as the ``discovery.server_failed`` events said."""
+        return {str(event.fields["reason"]) for event in self.events.named("discovery.server_failed")}
 
     async def cached(self, server: str) -> tuple[RemoteTool, ...] | None:
         return await self.cache.get(CacheKey(WORKSPACE, AGENT, server))
@@ -79,6 +86,20 @@ class FaultTurn:
     def assert_sessions_closed(self) -> None:
         """Every MCP session the client dialled was closed by the end of the turn's runtime."""
         assert len(self.events.named("session.closed")) == len(self.events.named("session.dialing"))
+
+
+def assert_never_offered(turn: FaultTurn) -> None:
+    """The turn completed, the model was never offered the server's tools and was told so when it called
+    one anyway, discovery stayed within its budget, nothing was cached, and every session was closed."""
+    assert turn.result.stop_reason == "completed"
+    assert all(turn.offered(step) == [] for step in range(len(turn.model.offered)))
+    assert turn.result_of("docs__search").text == UNKNOWN
+    assert turn.result_of("docs__search").is_error
+    turn.assert_discovery_bounded()
+    [gave_up] = turn.events.named("primer.gave_up")
+    assert gave_up.fields["outcome"] in ("error", "empty")
+    assert len(turn.cache) == 0
+    turn.assert_sessions_closed()
 
 
 async def run_fault_turn(

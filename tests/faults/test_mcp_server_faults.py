@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
-from _harness import FaultTurn, calls, run_fault_turn
+from _harness import assert_never_offered, calls, run_fault_turn
 from _mcp_faults import McpFaults
 
 from chat_mcp_primer.testing import MockClock, ToolDef, WorkspaceMCPServer, echo_tools
@@ -24,7 +24,6 @@ from chat_mcp_primer.workspace_mcp import PrimerSettings
 pytestmark = pytest.mark.anyio
 
 SETTINGS = PrimerSettings()
-UNKNOWN = "unknown tool 'docs__search'; call one of the tools you were offered"
 
 
 @contextmanager
@@ -73,18 +72,6 @@ NEVER_LISTS = [
         ),
     ),
 ]
-
-
-def assert_never_offered(turn: FaultTurn) -> None:
-    assert turn.result.stop_reason == "completed"
-    assert all(turn.offered(step) == [] for step in range(len(turn.model.offered)))
-    assert turn.result_of("docs__search").text == UNKNOWN
-    assert turn.result_of("docs__search").is_error
-    turn.assert_discovery_bounded()
-    [gave_up] = turn.events.named("primer.gave_up")
-    assert gave_up.fields["outcome"] in ("error", "empty")
-    assert len(turn.cache) == 0
-    turn.assert_sessions_closed()
 
 
 @pytest.mark.parametrize("row", NEVER_LISTS, ids=lambda row: row.id)

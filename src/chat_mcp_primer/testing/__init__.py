@@ -23,6 +23,7 @@ from chat_mcp_primer.testing._fake_coder import (
     WorkspaceState,
     serve_fake_coder,
 )
+from chat_mcp_primer.testing._floods import Flood
 from chat_mcp_primer.testing._mcp_server import ToolDef, WorkspaceMCPServer, echo_tools
 from chat_mcp_primer.testing._mock_clock import MockClock, MockClockError, Trap, TrappedCall
 from chat_mcp_primer.testing._scripted_model import ScriptedModel, ScriptExhaustedError, ScriptStep, call
@@ -40,6 +41,7 @@ __all__ = [
     "FakeTemplate",
     "FakeUser",
     "FakeVersion",
+    "Flood",
     "InMemoryWorkspaces",
     "LoopbackServer",
     "MockClock",

@@ -13,6 +13,7 @@ from mcp.server import Server
 from starlette.types import ASGIApp
 
 from chat_mcp_primer.clock import Clock
+from chat_mcp_primer.testing._floods import Flood, Flooding
 from chat_mcp_primer.testing._serving import LoopbackServer
 from chat_mcp_primer.workspace import McpEndpoint
 
@@ -43,7 +44,8 @@ class WorkspaceMCPServer:
 
     - ``ready_at``: until then it lists no tools (a server whose backends are still connecting);
     - ``page_size``: paginate listings; ``cursor_loop``: hand back the same cursor forever;
-    - ``hang_listing``: never answer ``tools/list``; ``fail_listing``: answer it with an error.
+    - ``hang_listing``: never answer ``tools/list``; ``fail_listing``: answer it with an error;
+    - ``flood``: answer ``tools/list`` with a `Flood` (a huge body, millions of tools, an endless stream).
 
     ``port`` picks the loopback port (default: any free one), e.g. to start the server where a client
     has already been refused. ``tls_files`` (a PEM certificate file and its key file) serves HTTPS.
@@ -52,7 +54,8 @@ class WorkspaceMCPServer:
     runs the MCP session manager. `kill` stops it like a killed process.
 
     Calling a tool answers with a text naming the tool and its arguments. Counters (``list_calls``,
-    ``call_calls``, `open_connections`, `open_sessions`) let tests assert what the client did.
+    ``call_calls``, `floods_sent`, `flooding`, `open_connections`, `open_sessions`) let tests assert what
+    the client did.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class WorkspaceMCPServer:
         port: int = 0,
         tls_files: tuple[str, str] | None = None,
         middleware: Callable[[ASGIApp], ASGIApp] | None = None,
+        flood: Flood | None = None,
     ) -> None:
         self.tools = list(tools)
         self.name = name
@@ -83,6 +87,8 @@ class WorkspaceMCPServer:
         self.port = port
         self.tls_files = tls_files
         self.middleware = middleware
+        self.flood = flood
+        self._flooding: Flooding | None = None
         self.list_calls = 0
         self.call_calls = 0
         self._lock = threading.Lock()
@@ -137,9 +143,19 @@ class WorkspaceMCPServer:
 
     def _app(self) -> Any:
         server = Server(name=self.name, on_list_tools=self._list_tools, on_call_tool=self._call_tool)
-        app = server.streamable_http_app(streamable_http_path="/mcp")
+        app = self._flooding = Flooding(server.streamable_http_app(streamable_http_path="/mcp"), lambda: self.flood)
         self._server = server
         return app if self.middleware is None else self.middleware(app)
+
+    @property
+    def floods_sent(self) -> int:
+        """Listings answered with the `flood` so far."""
+        return self._flooding.sent if self._flooding is not None else 0
+
+    @property
+    def flooding(self) -> int:
+        """Floods being sent right now (a stream that never ends is sent until the client leaves)."""
+        return self._flooding.in_progress if self._flooding is not None else 0
 
     @property
     def url(self) -> str:

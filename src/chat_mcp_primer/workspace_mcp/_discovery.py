@@ -47,17 +47,20 @@ class DiscoveryResult:
 
 
 class ListingError(Exception):
-    """A server's listing could not be completed (page cap, repeated cursor)."""
+    """A server's listing could not be completed (page cap, tool cap, repeated cursor)."""
 
 
-async def list_all_tools(session: McpSession, max_pages: int) -> list[mcp_types.Tool]:
-    """Every page of a server's listing, or `ListingError`: a partial listing is never returned."""
+async def list_all_tools(session: McpSession, max_pages: int, max_tools: int) -> list[mcp_types.Tool]:
+    """Every page of a server's listing, or `ListingError`: a partial listing is never returned, and one
+    of more than ``max_tools`` tools is refused as soon as a page takes it past that."""
     tools: list[mcp_types.Tool] = []
     cursors_seen: set[str] = set()
     cursor: str | None = None
     for _ in range(max_pages):
         page = await session.list_tools_page(cursor)
         tools.extend(page.tools)
+        if len(tools) > max_tools:
+            raise ListingError(f"the listing holds more than {max_tools} tools")
         cursor = page.next_cursor
         if cursor is None:
             return tools
@@ -181,7 +184,7 @@ class Discovery:
             opened = session
 
             async def list_everything() -> list[mcp_types.Tool]:
-                return await list_all_tools(opened, self._settings.max_list_pages)
+                return await list_all_tools(opened, self._settings.max_list_pages, self._settings.max_tools_per_server)
 
             listed = await run_with_timeout(self._clock, self._settings.discovery_timeout, list_everything, *LIST_TAGS)
         except Exception as exc:

@@ -7,7 +7,7 @@ import functools
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx2
@@ -21,6 +21,7 @@ from chat_mcp_primer._tasks import BackgroundTasks
 from chat_mcp_primer.clock import Clock, run_with_timeout
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.workspace import McpEndpoint, origin_of
+from chat_mcp_primer.workspace_mcp._bounds import IDENTITY_ONLY, ResponseGuard
 from chat_mcp_primer.workspace_mcp._cache import CacheKey
 from chat_mcp_primer.workspace_mcp._failures import SessionError, describe_failure
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
@@ -36,6 +37,11 @@ CLOSE_TAGS = ("workspace-mcp", "close")
 
 ToolsChanged = Callable[[CacheKey], Awaitable[None]]
 """Told that a server's tool catalogue changed (``tools/list_changed``)."""
+
+Refused = Callable[[CacheKey, str], None]
+"""Told that a session cut a server's response off (too large, compressed unasked), and why."""
+
+_Answer = TypeVar("_Answer")
 
 
 @functools.cache
@@ -78,11 +84,17 @@ class McpSession:
     """
 
     def __init__(
-        self, key: CacheKey, endpoint: McpEndpoint, on_tools_changed: ToolsChanged | None = None, now: float = 0.0
+        self,
+        key: CacheKey,
+        endpoint: McpEndpoint,
+        on_tools_changed: ToolsChanged | None = None,
+        now: float = 0.0,
+        on_refused: Refused | None = None,
     ) -> None:
         self.key = key
         self.endpoint = endpoint
         self.on_tools_changed = on_tools_changed
+        self.on_refused = on_refused
         # True once a listing through this session found tools: worth keeping open across turns.
         self.warm = False
         self.last_used = now
@@ -94,6 +106,9 @@ class McpSession:
         self._scope = anyio.CancelScope()
         # Where the server tried to send us off the endpoint's origin, if it did (never followed).
         self._redirected_to: str | None = None
+        # Counts what the server sends (set when the owner task connects); why it cut a response off.
+        self._guard: ResponseGuard | None = None
+        self._refusal: str | None = None
 
     @property
     def closed(self) -> bool:
@@ -125,10 +140,31 @@ class McpSession:
         await self._closed.wait()
 
     async def list_tools_page(self, cursor: str | None) -> mcp_types.ListToolsResult:
-        return await self.client.list_tools(cursor=cursor, cache_mode="bypass")
+        return await self._explained(lambda: self.client.list_tools(cursor=cursor, cache_mode="bypass"))
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
-        return await self.client.call_tool(name, arguments)
+        return await self._explained(lambda: self.client.call_tool(name, arguments))
+
+    async def _explained(self, request: Callable[[], Awaitable[_Answer]]) -> _Answer:
+        """Send ``request``; when it fails after the wire saw why (a response cut off at its bound, an event
+        stream that ended unanswered), raise `SessionError` with that reason instead of the SDK's
+        stand-in (a parse error, "connection closed")."""
+        guard = self._guard
+        noted = guard.noted if guard is not None else 0
+        try:
+            return await request()
+        except Exception as exc:
+            if guard is not None and guard.noted != noted and guard.reason is not None:
+                raise SessionError(self.endpoint.server, guard.reason) from exc
+            raise
+
+    def _refuse(self, reason: str) -> None:
+        # A server that sent more than the bound (or compressed unasked) gets no further request through
+        # this session: the pool dials afresh next time, and the bytes already read are dropped.
+        self._refusal = reason
+        self.close()
+        if self.on_refused is not None:
+            self.on_refused(self.key, reason)
 
     async def _wait_ready(self) -> None:
         await self._ready.wait()
@@ -137,21 +173,26 @@ class McpSession:
             raise SessionError(self.endpoint.server, describe_failure(failure) if failure else "session closed")
 
     async def _own(self, settings: PrimerSettings, tls: ssl.SSLContext | bool, slot: DialSlot) -> None:
+        guard = self._guard = ResponseGuard(settings.max_response_bytes, self._refuse)
         try:
             with self._scope:
                 await slot.acquire()
                 async with (
                     httpx2.AsyncClient(
-                        headers=dict(self.endpoint.headers),
+                        headers={**IDENTITY_ONLY, **dict(self.endpoint.headers)},
                         timeout=_TRANSPORT_TIMEOUT,
                         verify=tls,
                         # The SDK follows a redirect only within the endpoint's origin whatever this says;
                         # off here too, so nothing else using this client could carry the token elsewhere.
                         follow_redirects=False,
-                        event_hooks={"response": [self._note_redirect]},
+                        event_hooks={"response": [self._note_redirect, guard.guard]},
                     ) as http,
                     Client(
-                        streamable_http_client(self.endpoint.url, http_client=http),
+                        # The SDK's own bound on one event (1 MiB by default, which a listing with one long
+                        # description exceeds) follows ours, so a response is bounded in one place.
+                        streamable_http_client(
+                            self.endpoint.url, http_client=http, max_sse_event_size=settings.max_response_bytes
+                        ),
                         cache=None,
                         mode=settings.mcp_mode,
                         message_handler=self._on_message,
@@ -174,6 +215,8 @@ class McpSession:
                 reason = f"redirected to another origin ({self._redirected_to}); not followed"
                 self._failure = SessionError(self.endpoint.server, reason)
         finally:
+            if self._refusal is not None:
+                self._failure = SessionError(self.endpoint.server, self._refusal)
             slot.release()
             self._closed.set()
             self._ready.set()
@@ -278,7 +321,7 @@ class McpSessions:
         if session is None or session.closed or session.closing or not session.endpoint.connects_like(endpoint):
             if session is not None:
                 session.close()
-            session = McpSession(key, endpoint, self._on_tools_changed, self._clock.now())
+            session = McpSession(key, endpoint, self._on_tools_changed, self._clock.now(), self._refused)
             self._sessions[key] = session
             self._events.emit("session.dialing", server=key.server, agent_id=key.agent_id)
             self._live.add(session)
@@ -290,6 +333,9 @@ class McpSessions:
             raise
         session.last_used = self._clock.now()
         return session
+
+    def _refused(self, key: CacheKey, reason: str) -> None:
+        self._events.emit("session.response_refused", server=key.server, agent_id=key.agent_id, reason=reason)
 
     def _start_slot_timer(self, slot: DialSlot) -> None:
         if self._owners is not None:

@@ -85,6 +85,17 @@ class PrimerSettings:
     session_idle_timeout: float = 300.0
     # A paginated listing longer than this is treated as a server fault (likely a cursor bug).
     max_list_pages: int = 100
+    # Every response a workspace server sends (a JSON answer, an error, one event of an event stream) is
+    # counted as it arrives and cut off past this, before it is parsed; the session is then dropped. 8 MiB
+    # holds a listing of thousands of tools with long descriptions and schemas, while a hostile or broken
+    # server can no longer make the backend read hundreds of megabytes for one answer. Parsed, JSON of tiny
+    # objects takes up to ~60 times its size (8 MiB of minimal tools, ~470 MB): lower this where memory is
+    # tight and catalogues are small.
+    max_response_bytes: int = 8 * 1024 * 1024
+    # A listing (all its pages) with more tools than this is refused whole. No model can be offered that
+    # many at once; 10,000 is the largest catalogue listed, offered and called end to end in the tests
+    # (a few tens of MB parsed), while millions spread over pages would each fit the byte bound.
+    max_tools_per_server: int = 10_000
     # Tool descriptions are sent to the model on every step; longer ones are truncated.
     max_description_chars: int = 4_096
     # An input schema larger than this (serialised) is refused: it would crowd the model's context.
@@ -112,5 +123,6 @@ class PrimerSettings:
             raise ValueError("PrimerSettings.dial_concurrency must be at least 1")
         if self.admissions_per_pass < 1:
             raise ValueError("PrimerSettings.admissions_per_pass must be at least 1")
-        if self.max_list_pages < 1:
-            raise ValueError("PrimerSettings.max_list_pages must be at least 1")
+        for name in ("max_list_pages", "max_response_bytes", "max_tools_per_server"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"PrimerSettings.{name} must be at least 1")
