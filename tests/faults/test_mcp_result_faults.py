@@ -60,18 +60,17 @@ def what_the_model_got(turn: FaultTurn) -> ToolResult:
     return seen
 
 
-async def test_a_50_mb_text_result_reaches_the_model_bounded_and_explained(clock: MockClock) -> None:
+async def test_a_50_mb_text_result_reaches_the_model_as_a_clear_refusal_never_50_million_characters(
+    clock: MockClock,
+) -> None:
     turn = await dump_turn(clock, mcp_types.TextContent(type="text", text="x" * 50_000_000))
 
+    # Larger than a response may be (PrimerSettings.max_response_bytes), so it is refused on the wire,
+    # before it is parsed, with a reason that says so; smaller ones are cut by the result limit (below).
     result = what_the_model_got(turn)
-    assert len(result.text) <= LIMITS.max_result_chars + _OVERHEAD_CHARS
-    assert history_size(turn) <= LIMITS.max_result_chars + 2 * _OVERHEAD_CHARS
-    # Cut by the result limit, or (once responses are bounded at the transport, below 50 MB) refused there
-    # with a reason that says so: either way bounded and explained, never 50 million characters.
-    if result.is_error:
-        assert "larger than" in result.text, result.text
-    else:
-        assert result.text.startswith("x" * LIMITS.max_result_chars + "\n[… 49,950,000 " + TEXT_MARKER)
+    assert result.is_error
+    assert "response larger than 8 MiB" in result.text, result.text
+    assert history_size(turn) <= 2 * _OVERHEAD_CHARS
 
 
 async def test_a_5_mb_text_result_keeps_its_first_characters_and_says_how_many_were_left_out(
