@@ -100,3 +100,14 @@ def test_the_command_without_the_cli_extra_says_what_to_install() -> None:
         "pip install 'chat-mcp-primer[cli]'"
     ]
     assert PROJECT["scripts"]["chat-mcp-primer"] == "chat_mcp_primer._console:main"
+
+
+def test_the_mit_licence_is_shipped_and_declared() -> None:
+    licence = (ROOT / "LICENSE").read_text()
+    assert licence.startswith("MIT License\n")
+    assert "Copyright (c) 2026 the chat-mcp-primer developers" in licence
+    assert PROJECT["license"] == "MIT"
+    assert PROJECT["license-files"] == ["LICENSE"]
+    metadata = importlib.metadata.metadata(PROJECT["name"])  # what an installer shows
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata.get_all("License-File") == ["LICENSE"]
