@@ -4,12 +4,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck layers pytest demo bench soak lock clean
+# pyproject's requires-python. Checked before anything is built, so an older interpreter gets one line
+# saying so instead of a pip resolver error half-way through.
+MIN_PYTHON := 3.11
+version_of = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYTHON_VERSION := $(call version_of,$(PYTHON))
+VENV_VERSION := $(if $(wildcard $(BIN)/python),$(call version_of,$(BIN)/python))
+check_python = $(if $(shell $(PYTHON) -c 'import sys; sys.exit(sys.version_info < ($(subst .,$(comma),$(MIN_PYTHON)),))' 2>/dev/null && echo ok),,$(error chat-mcp-primer needs Python $(MIN_PYTHON) or later: $(PYTHON) is $(or $(PYTHON_VERSION),not a working Python) (run make with PYTHON=python$(MIN_PYTHON) or later)))
+comma := ,
 
-$(STAMP): pyproject.toml constraints.txt
+.PHONY: test lint typecheck layers pytest demo bench soak lock clean venv-python-changed
+
+# A .venv made by another Python than $(PYTHON) (an older one, or another 3.x) is made again.
+$(STAMP): pyproject.toml constraints.txt $(if $(filter-out $(PYTHON_VERSION),$(VENV_VERSION)),venv-python-changed)
+	$(check_python)
+	$(if $(filter-out $(PYTHON_VERSION),$(VENV_VERSION)),rm -rf $(VENV))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+venv-python-changed: ;
 
 test: lint typecheck layers pytest
 
@@ -38,6 +52,7 @@ soak: $(STAMP)
 
 # Re-pin every dependency (run after changing pyproject.toml, then commit constraints.txt).
 lock:
+	$(check_python)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
 	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt

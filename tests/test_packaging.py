@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import os
 import re
+import shutil
+import stat
 import subprocess
 import sys
 import tomllib
@@ -111,3 +114,75 @@ def test_the_mit_licence_is_shipped_and_declared() -> None:
     metadata = importlib.metadata.metadata(PROJECT["name"])  # what an installer shows
     assert metadata["License-Expression"] == "MIT"
     assert metadata.get_all("License-File") == ["LICENSE"]
+
+
+# -- the Makefile's interpreter check ---------------------------------------------------------------
+
+
+def python_claiming(directory: Path, version: tuple[int, int, int]) -> Path:
+    """An executable that runs this Python but reports ``version`` through ``sys.version_info``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / "python"
+    fake = f"import sys; sys.version_info = {version!r}; exec(sys.argv[1])"
+    script.write_text(f'#!/bin/sh\n[ "$1" = -c ] && exec "{sys.executable}" -c "{fake}" "$2"\nexit 1\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
+def make(directory: Path, python: Path | str) -> subprocess.CompletedProcess[str]:
+    """``make --dry-run`` of the virtualenv target in a copy of the build files: nothing is built."""
+    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
+        if not (directory / name).exists():
+            shutil.copy(ROOT / name, directory / name)
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}
+    return subprocess.run(
+        ["make", "--dry-run", "--no-print-directory", f"PYTHON={python}", ".venv/.installed"],
+        cwd=directory,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def existing_venv(directory: Path, version: tuple[int, int, int]) -> None:
+    python_claiming(directory / ".venv" / "bin", version)
+    stamp = directory / ".venv" / ".installed"
+    stamp.touch()
+    newer = max((directory / name).stat().st_mtime for name in ("pyproject.toml", "constraints.txt")) + 10
+    os.utime(stamp, (newer, newer))
+
+
+needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+THIS = (sys.version_info.major, sys.version_info.minor, sys.version_info.micro)
+
+
+@needs_make
+def test_make_with_an_older_python_says_in_one_line_that_it_needs_3_11(tmp_path: Path) -> None:
+    done = make(tmp_path, python_claiming(tmp_path / "old", (3, 10, 13)))
+    assert done.returncode != 0
+    [line] = (done.stdout + done.stderr).splitlines()
+    assert "needs Python 3.11 or later" in line
+    assert "is 3.10" in line
+    assert not (tmp_path / ".venv").exists()
+
+
+@needs_make
+def test_make_rebuilds_a_venv_made_by_another_python(tmp_path: Path) -> None:
+    make(tmp_path, sys.executable)  # copies the build files
+    existing_venv(tmp_path, (3, 10, 13))
+    done = make(tmp_path, sys.executable)
+    assert done.returncode == 0, done.stderr
+    commands = done.stdout.splitlines()
+    assert commands[0] == "rm -rf .venv"
+    assert f"{sys.executable} -m venv .venv" in commands[1]
+
+
+@needs_make
+def test_make_keeps_a_venv_made_by_the_same_python(tmp_path: Path) -> None:
+    make(tmp_path, sys.executable)
+    existing_venv(tmp_path, THIS)
+    done = make(tmp_path, sys.executable)
+    assert done.returncode == 0, done.stderr
+    assert "is up to date" in done.stdout
