@@ -9,20 +9,26 @@ STAMP := $(VENV)/.installed
 MIN_PYTHON := 3.11
 version_of = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 PYTHON_VERSION := $(call version_of,$(PYTHON))
-VENV_VERSION := $(if $(wildcard $(BIN)/python),$(call version_of,$(BIN)/python))
-check_python = $(if $(shell $(PYTHON) -c 'import sys; sys.exit(sys.version_info < ($(subst .,$(comma),$(MIN_PYTHON)),))' 2>/dev/null && echo ok),,$(error chat-mcp-primer needs Python $(MIN_PYTHON) or later: $(PYTHON) is $(or $(PYTHON_VERSION),not a working Python) (run make with PYTHON=python$(MIN_PYTHON) or later)))
+# "stale" when .venv has a Python that is not $(PYTHON)'s version, or does not run at all.
+VENV_STALE := $(if $(wildcard $(BIN)/python),$(if $(filter $(PYTHON_VERSION),$(call version_of,$(BIN)/python)),,stale))
 comma := ,
+python_ok = $(shell $(PYTHON) -c 'import sys; sys.exit(sys.version_info < ($(subst .,$(comma),$(MIN_PYTHON)),))' \
+	2>/dev/null && echo ok)
+# Expanded where a recipe needs $(PYTHON): make expands a whole recipe before running it, so nothing runs.
+check_python = $(if $(python_ok),,$(error chat-mcp-primer needs Python $(MIN_PYTHON) or later: $(PYTHON) is \
+	$(or $(PYTHON_VERSION),not a working Python) (run make with PYTHON=python$(MIN_PYTHON) or later)))
 
 .PHONY: test lint typecheck layers pytest demo bench soak lock clean venv-python-changed
 
 # A .venv made by another Python than $(PYTHON) (an older one, or another 3.x) is made again.
-$(STAMP): pyproject.toml constraints.txt $(if $(filter-out $(PYTHON_VERSION),$(VENV_VERSION)),venv-python-changed)
+$(STAMP): pyproject.toml constraints.txt $(if $(VENV_STALE),venv-python-changed)
 	$(check_python)
-	$(if $(filter-out $(PYTHON_VERSION),$(VENV_VERSION)),rm -rf $(VENV))
+	$(if $(VENV_STALE),rm -rf $(VENV))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# Always out of date: a prerequisite that makes $(STAMP) rebuild when .venv is stale.
 venv-python-changed: ;
 
 test: lint typecheck layers pytest

@@ -180,6 +180,16 @@ def test_make_rebuilds_a_venv_made_by_another_python(tmp_path: Path) -> None:
 
 
 @needs_make
+def test_make_rebuilds_a_venv_whose_python_no_longer_runs(tmp_path: Path) -> None:
+    make(tmp_path, sys.executable)
+    existing_venv(tmp_path, THIS)
+    (tmp_path / ".venv" / "bin" / "python").write_text("#!/bin/sh\nexit 127\n")  # its interpreter was removed
+    done = make(tmp_path, sys.executable)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "rm -rf .venv"
+
+
+@needs_make
 def test_make_keeps_a_venv_made_by_the_same_python(tmp_path: Path) -> None:
     make(tmp_path, sys.executable)
     existing_venv(tmp_path, THIS)
