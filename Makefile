@@ -4,12 +4,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck layers pytest demo bench soak lock clean
+# pyproject's requires-python. Checked before anything is built, so an older interpreter gets one line
+# saying so instead of a pip resolver error half-way through.
+MIN_PYTHON := 3.11
+version_of = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYTHON_VERSION := $(call version_of,$(PYTHON))
+# "stale" when .venv has a Python that is not $(PYTHON)'s version, or does not run at all.
+VENV_STALE := $(if $(wildcard $(BIN)/python),$(if $(filter $(PYTHON_VERSION),$(call version_of,$(BIN)/python)),,stale))
+comma := ,
+python_ok = $(shell $(PYTHON) -c 'import sys; sys.exit(sys.version_info < ($(subst .,$(comma),$(MIN_PYTHON)),))' \
+	2>/dev/null && echo ok)
+# Expanded where a recipe needs $(PYTHON): make expands a whole recipe before running it, so nothing runs.
+check_python = $(if $(python_ok),,$(error chat-mcp-primer needs Python $(MIN_PYTHON) or later: $(PYTHON) is \
+	$(or $(PYTHON_VERSION),not a working Python) (run make with PYTHON=python$(MIN_PYTHON) or later)))
 
-$(STAMP): pyproject.toml constraints.txt
+.PHONY: test lint typecheck layers pytest demo bench soak lock clean venv-python-changed
+
+# A .venv made by another Python than $(PYTHON) (an older one, or another 3.x) is made again.
+$(STAMP): pyproject.toml constraints.txt $(if $(VENV_STALE),venv-python-changed)
+	$(check_python)
+	$(if $(VENV_STALE),rm -rf $(VENV))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# Always out of date: a prerequisite that makes $(STAMP) rebuild when .venv is stale.
+venv-python-changed: ;
 
 test: lint typecheck layers pytest
 
@@ -38,6 +58,7 @@ soak: $(STAMP)
 
 # Re-pin every dependency (run after changing pyproject.toml, then commit constraints.txt).
 lock:
+	$(check_python)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
 	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt

@@ -105,7 +105,9 @@ async def test_primed_create_workspace_offers_the_tools_at_the_very_next_step(
                 )
             ),
             ModelResponse(tool_calls=(call("mcp__search", '{"query": "primer"}'),)),
-            ModelResponse(text="Found it."),
+            # The model reads the result on the fake clock: the turn cannot end (and cancel the primer)
+            # while the primer is still finding, in the cache, the tools the held step's look listed.
+            thinking(clock, ModelResponse(text="Found it.")),
         ]
     )
     await run(clock, backend, model, event_log, Chat(id="chat-1", owner="alice"))

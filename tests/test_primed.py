@@ -185,6 +185,35 @@ async def test_a_held_step_looks_for_the_tools_itself_between_the_primers_attemp
     assert woken.at == succeeded.at == finished_at
 
 
+async def test_a_held_steps_listing_wakes_a_primer_whose_attempts_failed(
+    clock: MockClock, workspaces: InMemoryWorkspaces, make_turn: Callable[..., TurnWorkspace], event_log: EventRecorder
+) -> None:
+    """As above, with a server that answers errors until it is up (an app proxy's 502s): the primer's
+    failed attempts must not make it deaf to the listing that finds its agent's tools."""
+    settings = PrimerSettings()
+    with WorkspaceMCPServer(echo_tools("grep"), name="code", clock=clock, fail_listing=True) as server:
+        workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
+        async with make_turn(BINDING) as turn, clock.autojump():
+            turn.agent_ready()
+
+            async def up_at_five_seconds() -> None:
+                await clock.sleep(5.0, "test")
+                server.fail_listing = False
+
+            with anyio.fail_after(GUARD_S):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(up_at_five_seconds)
+                    offered = await turn.prepare_tools([])
+            finished_at = clock.now()
+            attempts = [event.fields["outcome"] for event in event_log.named("primer.attempt")]
+    assert offered is not None
+    assert 5.0 <= finished_at <= 5.0 + settings.prepare_poll_interval
+    assert attempts[:-1] == ["error"] * (len(attempts) - 1)
+    [woken] = event_log.named("primer.woken")
+    [succeeded] = event_log.named("primer.succeeded")
+    assert woken.at == succeeded.at == finished_at
+
+
 async def test_bounded_wait_gives_up_after_prepare_wait_and_only_once_per_primer(
     clock: MockClock, workspaces: InMemoryWorkspaces, make_turn: Callable[..., TurnWorkspace], event_log: EventRecorder
 ) -> None:

@@ -1,5 +1,5 @@
 """``python -m chat_mcp_primer``: the same as the ``chat-mcp-primer`` command."""
 
-from chat_mcp_primer.cli import main
+from chat_mcp_primer._console import main
 
 main()

@@ -126,8 +126,11 @@ class TurnWorkspace:
     def _catalogue_news(self, key: CacheKey, news: CatalogueNews) -> None:
         """A server of the chat's agent had its tools listed (by any chat: a pausing primer finds them in
         the cache at once) or changed them (offer the new list at the next step, not mid-step)."""
-        agent = self._agent
-        if agent is not None and key.agent_id == agent.agent_id:
+        # A failed attempt forgets the resolved agent (it may have been replaced), but the binding still
+        # names it: a primer whose attempts failed must still hear that its agent's tools were listed.
+        agent, binding = self._agent, self._binding
+        agent_id = agent.agent_id if agent is not None else binding.agent_id if binding is not None else None
+        if agent_id is not None and key.agent_id == agent_id:
             if news is CatalogueNews.CHANGED:
                 self._done = False
             self._wake.set()
