@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 T = TypeVar("T")
 
@@ -70,10 +71,13 @@ class TaskGroup:
             if not self._children and self._idle is not None:
                 self._idle.set()
 
-    async def _children_ended(self) -> None:
-        if self._children:
-            self._idle = anyio.Event()
-            await self._idle.wait()
+    async def _children_ended(self) -> bool:
+        """Wait until every child has ended; True when there was one to wait for."""
+        if not self._children:
+            return False
+        self._idle = anyio.Event()
+        await self._idle.wait()
+        return True
 
     async def __aenter__(self) -> TaskGroup:
         group = anyio.create_task_group()
@@ -90,16 +94,22 @@ class TaskGroup:
         group, self._group = self._group, None
         assert group is not None
         interrupted: BaseException | None = None
+        waited = bool(self._children)  # a child may end while we wait, even if the wait is interrupted
         if exc is None:
             try:
                 await self._children_ended()  # where a cancellation of the host reaches us
             except BaseException as caught:
                 interrupted = caught
-        if exc is not None or interrupted is not None:
-            self.cancel()
-            with anyio.CancelScope(shield=True):  # never cancelled itself: it owes the host nothing
-                await self._children_ended()
-        await group.__aexit__(None, None, None)  # every child has ended: nothing left to wait for
+        with anyio.CancelScope(shield=True):  # never cancelled itself: it owes the host nothing
+            if exc is not None or interrupted is not None:
+                self.cancel()
+                waited = await self._children_ended() or waited
+            if waited:
+                # The last child's task ends in the pass after it told us: let it, so that anyio's exit finds
+                # no task to wait for. Waiting there, a host being cancelled would make anyio cancel its group
+                # scope: the very debt this class exists to avoid.
+                await anyio.lowlevel.checkpoint()
+        await group.__aexit__(None, None, None)
         failures, self._failures = self._failures, []
         if interrupted is not None:
             raise interrupted
