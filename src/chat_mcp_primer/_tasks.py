@@ -71,13 +71,10 @@ class TaskGroup:
             if not self._children and self._idle is not None:
                 self._idle.set()
 
-    async def _children_ended(self) -> bool:
-        """Wait until every child has ended; True when there was one to wait for."""
-        if not self._children:
-            return False
-        self._idle = anyio.Event()
-        await self._idle.wait()
-        return True
+    async def _children_ended(self) -> None:
+        if self._children:
+            self._idle = anyio.Event()
+            await self._idle.wait()
 
     async def __aenter__(self) -> TaskGroup:
         group = anyio.create_task_group()
@@ -94,7 +91,8 @@ class TaskGroup:
         group, self._group = self._group, None
         assert group is not None
         interrupted: BaseException | None = None
-        waited = bool(self._children)  # a child may end while we wait, even if the wait is interrupted
+        # No child starts once the block is left, so whether one may end during this exit is known now.
+        waited = bool(self._children)
         if exc is None:
             try:
                 await self._children_ended()  # where a cancellation of the host reaches us
@@ -103,7 +101,7 @@ class TaskGroup:
         with anyio.CancelScope(shield=True):  # never cancelled itself: it owes the host nothing
             if exc is not None or interrupted is not None:
                 self.cancel()
-                waited = await self._children_ended() or waited
+                await self._children_ended()
             if waited:
                 # The last child's task ends in the pass after it told us: let it, so that anyio's exit finds
                 # no task to wait for. Waiting there, a host being cancelled would make anyio cancel its group
@@ -145,28 +143,18 @@ async def run_in_own_task(function: Callable[[], Awaitable[T]]) -> T:
     return outcome[0]
 
 
-class BackgroundTasks:
+class BackgroundTasks(TaskGroup):
     """Owns background tasks for the span of an ``async with`` block.
 
-    Leaving the block cancels the tasks still running and waits for them. Unlike a bare task group,
-    an exception raised by the block itself propagates unchanged, never wrapped in an exception group,
-    so code that hosts background work keeps its own error contract.
+    Leaving the block cancels the tasks still running and waits for them. An exception raised by the
+    block itself propagates unchanged, never wrapped in an exception group, so code that hosts background
+    work keeps its own error contract.
     """
 
-    __slots__ = ("_group",)
-
-    def __init__(self) -> None:
-        self._group: TaskGroup | None = None
-
-    def start_soon(self, function: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
-        if self._group is None:
-            raise RuntimeError("background tasks can only start inside the owner's async with block")
-        self._group.start_soon(function, *args)
+    __slots__ = ()
 
     async def __aenter__(self) -> BackgroundTasks:
-        group = TaskGroup()
-        await group.__aenter__()
-        self._group = group
+        await super().__aenter__()
         return self
 
     async def __aexit__(
@@ -175,7 +163,5 @@ class BackgroundTasks:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        group, self._group = self._group, None
-        assert group is not None
-        group.cancel()  # only the tasks still running: cancelling is not free (anyio describes the canceller)
-        await group.__aexit__(None, None, None)
+        self.cancel()  # only the tasks still running: cancelling is not free (anyio describes the canceller)
+        await super().__aexit__(exc_type, exc, traceback)
