@@ -1,5 +1,6 @@
 """chat-mcp-primer: workspace MCP tools, callable in the same chat turn that provisioned the workspace."""
 
+from chat_mcp_primer._errors import ChatMcpPrimerError, ToolArgumentError
 from chat_mcp_primer.chatloop import StopReason, ToolResultLimits
 from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.events import Event
@@ -20,12 +21,13 @@ from chat_mcp_primer.runtime import ChatRuntime, RuntimeClosedError, TurnResult
 from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace import AgentMcp, McpEndpoint, WorkspaceMcpSource
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient, CoderError, CoderSettings, ReadinessSettings
-from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, ToolCache, TurnWorkspace
+from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, SessionError, ToolCache, TurnWorkspace
 
 __all__ = [
     "AgentMcp",
     "Attachment",
     "Chat",
+    "ChatMcpPrimerError",
     "ChatRuntime",
     "Clock",
     "CoderBackend",
@@ -43,9 +45,11 @@ __all__ = [
     "PrimerSettings",
     "ReadinessSettings",
     "RuntimeClosedError",
+    "SessionError",
     "StopReason",
     "SystemClock",
     "Tool",
+    "ToolArgumentError",
     "ToolCache",
     "ToolCall",
     "ToolResult",

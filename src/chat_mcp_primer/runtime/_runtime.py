@@ -7,6 +7,7 @@ from types import TracebackType
 
 import anyio
 
+from chat_mcp_primer._errors import ChatMcpPrimerError
 from chat_mcp_primer._tasks import run_in_own_task
 from chat_mcp_primer.chatloop import DEFAULT_MAX_STEPS, StopReason, ToolResultLimits, run_loop
 from chat_mcp_primer.clock import Clock, SystemClock
@@ -19,7 +20,7 @@ WorkspaceToolsFactory = Callable[[TurnWorkspace], Sequence[Tool]]
 """Builds the workspace-provisioning tools of one turn, bound to that turn's `TurnWorkspace`."""
 
 
-class RuntimeClosedError(RuntimeError):
+class RuntimeClosedError(ChatMcpPrimerError, RuntimeError):
     """The runtime is closed, or was closed while the turn ran."""
 
 

@@ -7,6 +7,8 @@ import ssl
 import httpx2
 import mcp_types
 
+from chat_mcp_primer._errors import ChatMcpPrimerError
+
 REFUSED = "connection refused or unreachable"
 TLS_UNVERIFIED = "TLS certificate verification failed"
 
@@ -22,7 +24,7 @@ _MCP_ERRORS = {
 }
 
 
-class SessionError(Exception):
+class SessionError(ChatMcpPrimerError):
     """A workspace MCP session could not be opened or was lost. The text names the server, no secrets."""
 
     def __init__(self, server: str, reason: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from chat_mcp_primer._errors import ChatMcpPrimerError
+
 
 @dataclass(frozen=True, slots=True)
 class Validation:
@@ -12,7 +14,7 @@ class Validation:
     detail: str
 
 
-class CoderError(Exception):
+class CoderError(ChatMcpPrimerError):
     """Any failure talking to Coder. ``message``, ``detail`` and ``validations`` come from the error body."""
 
     def __init__(
