@@ -20,7 +20,6 @@ from chat_mcp_primer import (
     MemoryToolCache,
     ModelRequest,
     ModelResponse,
-    PrimerSettings,
     SystemClock,
     ToolResult,
     ToolSpec,
@@ -29,6 +28,7 @@ from chat_mcp_primer import (
 )
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.testing import InMemoryWorkspaces, WorkspaceMCPServer, call, echo_tools
+from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
 
 # Every loop that waits on something in real time gives up after this many seconds.
 GUARD_S = 60.0
@@ -198,15 +198,8 @@ async def warm_up() -> None:
     with WorkspaceMCPServer(echo_tools("warm_up"), name="warm") as server:
         workspaces.set_agent(binding.workspace_id, "agent-warm-up", (server.endpoint(),))
         for _ in range(2):
-            async with TurnWorkspace(
-                chat_id="warm-up",
-                binding=binding,
-                source=workspaces,
-                cache=MemoryToolCache(),
-                clock=clock,
-                settings=PrimerSettings(),
-                events=Events(clock.now),
-            ) as turn:
+            hub = WorkspaceMcpHub(cache=MemoryToolCache(), clock=clock, events=Events(clock.now))
+            async with hub, hub.turn(chat_id="warm-up", binding=binding, source=workspaces) as turn:
                 with anyio.fail_after(GUARD_S):
                     await turn.prepare_tools([])
 

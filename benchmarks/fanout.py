@@ -37,6 +37,7 @@ from benchmarks._common import (
 )
 from benchmarks._server_farm import ServerFarm
 from chat_mcp_primer import Chat, ChatRuntime, Event, PrimerSettings, SystemClock, WorkspaceBinding
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import InMemoryWorkspaces
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace_mcp import Strategy
@@ -110,9 +111,10 @@ async def run_strategy(shape: Shape, strategy: Strategy, farm: ServerFarm) -> Ou
     model = WorkingModel(f"{ENDPOINT}__", step_seconds=STEP_SECONDS, now=clock.now)
     runtime = ChatRuntime(
         model,
-        backend=workspaces,
+        workspaces=WorkspacesFrom(
+            workspaces, tools=lambda turn: [Provision(turn, bindings[turn.chat_id], before=barrier)]
+        ),
         tools=[CheckStatus()],
-        workspace_tools=lambda turn: [Provision(turn, bindings[turn.chat_id], before=barrier)],
         clock=clock,
         primer=PrimerSettings(strategy=strategy),
         on_event=count,

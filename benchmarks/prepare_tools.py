@@ -23,7 +23,8 @@ from benchmarks._common import CheckStatus, Row, Section, harness_frozen, start_
 from chat_mcp_primer import MemoryToolCache, PrimerSettings, SystemClock, Tool, TurnWorkspace, WorkspaceBinding
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.testing import InMemoryWorkspaces, WorkspaceMCPServer, echo_tools
-from chat_mcp_primer.workspace_mcp import Strategy, WorkspaceMcpHub
+from chat_mcp_primer.workspace_mcp import Strategy
+from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
 
 NAME = "3 prepare_tools"
 SIZES = (10, 100, 1_000)
@@ -39,26 +40,13 @@ class Failure(Exception):
 def new_hub(cache: MemoryToolCache, strategy: Strategy) -> WorkspaceMcpHub:
     """What `async with ChatRuntime(...)` shares between the turns of every chat."""
     clock = SystemClock()
-    return WorkspaceMcpHub(
-        cache=cache, clock=clock, settings=PrimerSettings(strategy=strategy), events=Events(clock.now)
-    )
+    return WorkspaceMcpHub(cache=cache, clock=clock, primer=PrimerSettings(strategy=strategy), events=Events(clock.now))
 
 
 def new_turn(
     workspaces: InMemoryWorkspaces, hub: WorkspaceMcpHub, strategy: Strategy, binding: WorkspaceBinding | None
 ) -> TurnWorkspace:
-    clock = SystemClock()
-    return TurnWorkspace(
-        chat_id="chat-bench",
-        binding=binding,
-        source=workspaces,
-        cache=hub.cache,
-        clock=clock,
-        settings=PrimerSettings(strategy=strategy),
-        events=Events(clock.now),
-        reserved_names=[CheckStatus.spec.name],
-        hub=hub,
-    )
+    return hub.turn(chat_id="chat-bench", binding=binding, source=workspaces, reserved_names=[CheckStatus.spec.name])
 
 
 async def measure_size(server: WorkspaceMCPServer, strategy: Strategy, calls: int, fresh: int) -> tuple[float, float]:

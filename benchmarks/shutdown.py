@@ -40,6 +40,7 @@ from chat_mcp_primer import (
     TurnWorkspace,
     WorkspaceBinding,
 )
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import InMemoryWorkspaces
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace_mcp import Strategy
@@ -105,9 +106,8 @@ async def run_strategy(chats: int, chats_per_workspace: int, strategy: Strategy,
 
     runtime = ChatRuntime(
         WorkingModel(f"{ENDPOINT}__", step_seconds=STEP_SECONDS, now=clock.now),
-        backend=workspaces,
+        workspaces=WorkspacesFrom(workspaces, tools=provisioning),
         tools=[CheckStatus()],
-        workspace_tools=provisioning,
         clock=clock,
         primer=PrimerSettings(strategy=strategy),
         on_event=count,

@@ -37,12 +37,13 @@ from benchmarks import _soak_measure as measure
 from benchmarks._common import percentile
 from benchmarks._soak_world import FAULT_KINDS, SEARCH, Injection, SoakChat, World
 from chat_mcp_primer import Chat, ChatRuntime, Event, ModelRequest, ModelResponse, PrimerSettings, ToolCall, TurnResult
-from chat_mcp_primer.clock import TIMEOUT_TAG
+from chat_mcp_primer.clock import tags as clock_tags
 from chat_mcp_primer.model import Message, Role, ToolResult
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import MockClock, ScriptedModel, call
 from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient, ReadinessSettings
-from chat_mcp_primer.workspace_mcp import TurnWorkspace
+from chat_mcp_primer.workspace_mcp import ListingLimits, TurnWorkspace
 
 # The README's figure: enough turns that every fault kind comes up dozens of times.
 DEFAULT_TURNS = 500
@@ -62,7 +63,7 @@ TURN_TIMEOUT_S = 60.0
 # each such break is counted, by fault kind).
 STALL_GRACE_S = 0.5
 STALL_POLL_S = 0.05
-# The longest timeout a hang can run into: one listing (PrimerSettings.discovery_timeout) and a second.
+# The longest timeout a hang can run into: one listing (ListingLimits.discovery_timeout) and a second.
 STALL_MAX_JUMP_S = 36.0
 # Steps the model's script has: the first call, a create after a deleted workspace, the search, the answer,
 # and slack for a step cap hit (which would show up as a failed turn).
@@ -72,7 +73,8 @@ MODEL_STEPS = 8
 # a cursor loop (100 by default); a step held for the primer looks for the tools itself every second, not
 # every 0.25 s (a quarter of the listings while a server is down); a stalled build is given up on after 2
 # minutes of fake time, 60 polls (10 minutes by default, 300 polls).
-PRIMER = PrimerSettings(max_list_pages=10, prepare_poll_interval=1.0)
+PRIMER = PrimerSettings(prepare_poll_interval=1.0)
+LISTING = ListingLimits(max_list_pages=10)
 READINESS = ReadinessSettings(build_timeout=120.0)
 
 
@@ -219,8 +221,7 @@ class Soak:
 
         return ChatRuntime(
             self.models,
-            backend=backend,
-            workspace_tools=turn_tools,
+            workspaces=WorkspacesFrom(backend, tools=turn_tools),
             clock=self.clock,
             primer=PRIMER,
             on_event=self._count,
@@ -302,18 +303,18 @@ class Soak:
         while True:
             await anyio.sleep(STALL_POLL_S)
             now = (self.clock.now(), self.clock.sleeps)
-            hung = any(TIMEOUT_TAG in tags for tags in self.clock.pending)
+            hung = any(clock_tags.TIMEOUT in tags for tags in self.clock.pending)
             still = still + STALL_POLL_S if now == last and hung else 0.0
             last = now
             if still < STALL_GRACE_S:
                 continue
             if self.counting:
                 self.result.stalls_broken[self.kind] += 1
-            waiting = sum(TIMEOUT_TAG in tags for tags in self.clock.pending)
+            waiting = sum(clock_tags.TIMEOUT in tags for tags in self.clock.pending)
             began = self.clock.now()
             while (
                 self.clock.peek() is not None
-                and sum(TIMEOUT_TAG in tags for tags in self.clock.pending) >= waiting
+                and sum(clock_tags.TIMEOUT in tags for tags in self.clock.pending) >= waiting
                 and self.clock.now() - began < STALL_MAX_JUMP_S
             ):
                 await self.clock.advance_next()

@@ -43,6 +43,7 @@ from benchmarks._common import (
     warm_up,
 )
 from chat_mcp_primer import Chat, ChatRuntime, PrimerSettings, SystemClock, WorkspaceBinding
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, WorkspaceMCPServer, echo_tools, free_port
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace_mcp import Strategy
@@ -143,9 +144,10 @@ async def run_trial(trial: Trial, server: WorkspaceMCPServer, guard_s: float, de
 
     runtime = ChatRuntime(
         model,
-        backend=workspaces,
+        workspaces=WorkspacesFrom(
+            workspaces, tools=lambda turn: [Provision(turn, binding, after=server_comes_up_later)]
+        ),
         tools=[CheckStatus()],
-        workspace_tools=lambda turn: [Provision(turn, binding, after=server_comes_up_later)],
         clock=clock,
         primer=PrimerSettings(strategy=trial.strategy),
         on_event=events,

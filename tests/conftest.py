@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
+from tests._turns import own_hub_turn
 
-from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.testing import (
     EventRecorder,
@@ -15,7 +16,7 @@ from chat_mcp_primer.testing import (
     ServedFakeCoder,
     serve_fake_coder,
 )
-from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, TurnWorkspace
+from chat_mcp_primer.workspace_mcp import MemoryToolCache, TurnWorkspace
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -54,18 +55,11 @@ def coder(fake: FakeCoder) -> Iterator[ServedFakeCoder]:
 @pytest.fixture
 def make_turn(
     clock: MockClock, workspaces: InMemoryWorkspaces, cache: MemoryToolCache, event_log: EventRecorder
-) -> Callable[..., TurnWorkspace]:
-    """A `TurnWorkspace` on the fake clock, the in-memory workspaces, the shared cache and the event log."""
+) -> Callable[..., AbstractAsyncContextManager[TurnWorkspace]]:
+    """A `TurnWorkspace` (on a hub of its own) on the fake clock, the in-memory workspaces, the shared cache
+    and the event log; ``settings`` are fields of any of the settings."""
 
-    def make(binding: WorkspaceBinding | None = None, **settings: Any) -> TurnWorkspace:
-        return TurnWorkspace(
-            chat_id="chat-1",
-            binding=binding,
-            source=workspaces,
-            cache=cache,
-            clock=clock,
-            settings=PrimerSettings(**settings),
-            events=Events(clock.now, event_log),
-        )
+    def make(binding: WorkspaceBinding | None = None, **settings: Any) -> AbstractAsyncContextManager[TurnWorkspace]:
+        return own_hub_turn(workspaces, cache, clock, event_log, binding, **settings)
 
     return make

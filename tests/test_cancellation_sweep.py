@@ -35,6 +35,7 @@ from tests._provision import Provision
 import chat_mcp_primer
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse, ToolResult, ToolSpec
 from chat_mcp_primer.model import WorkspaceBinding
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
     FakeAgent,
@@ -348,9 +349,8 @@ class InMemoryWorld:
     ) -> ChatRuntime:
         return ChatRuntime(
             model,
-            backend=self.workspaces,
+            workspaces=WorkspacesFrom(self.workspaces, tools=lambda turn: [Provision(turn, READY)]),
             tools=tools,
-            workspace_tools=lambda turn: [Provision(turn, READY)],
             clock=self.clock,
             primer=SWEEP_SETTINGS,
             cache=cache,
@@ -505,7 +505,7 @@ class CoderWorld:
     def runtime(self, client: CoderClient, model: ScriptedModel, cache: WatchedCache) -> ChatRuntime:
         backend = CoderBackend(client)
         tools = CoderWorkspaceTools(backend)
-        return ChatRuntime(model, backend=backend, workspace_tools=tools, clock=self.clock, cache=cache)
+        return ChatRuntime(model, workspaces=WorkspacesFrom(backend, tools=tools), clock=self.clock, cache=cache)
 
     async def turn(self, runtime: ChatRuntime) -> None:
         self.fake.fail_requests(1, status=503)

@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, WorkspaceBinding
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
     FakeAgent,
@@ -83,8 +84,7 @@ async def run(
 ) -> Chat:
     runtime = ChatRuntime(
         model,
-        backend=backend,
-        workspace_tools=CoderWorkspaceTools(backend),
+        workspaces=WorkspacesFrom(backend, tools=CoderWorkspaceTools(backend)),
         clock=clock,
         on_event=events,
         primer=PrimerSettings(strategy=strategy),
@@ -252,7 +252,10 @@ async def test_chats_waiting_on_one_workspace_share_one_watch_stream(
         [ModelResponse(tool_calls=(call("start_workspace"),)), thinking(clock, ModelResponse(text="Ready."))] * chats
     )
     runtime = ChatRuntime(
-        model, backend=backend, workspace_tools=CoderWorkspaceTools(backend), clock=clock, on_event=event_log
+        model,
+        workspaces=WorkspacesFrom(backend, tools=CoderWorkspaceTools(backend)),
+        clock=clock,
+        on_event=event_log,
     )
     async with clock.autojump(), runtime, anyio.create_task_group() as group:
         for number in range(chats):

@@ -21,7 +21,7 @@ async def test_each_scope_is_cancelled_at_its_deadline_and_a_cleared_one_never(c
     async def held(name: str, deadlines: Deadlines, at: float, clear: bool = False) -> None:
         nonlocal changed
         with anyio.CancelScope() as scope:
-            deadline = deadlines.cancel_at(at, scope)
+            deadline = deadlines.call_at(at, scope.cancel)
             if clear:
                 deadline.clear()
             await clock.sleep(100, "held")

@@ -24,13 +24,14 @@ from chat_mcp_primer.testing import (
 from chat_mcp_primer.workspace import EndpointHealth, McpEndpoint
 from chat_mcp_primer.workspace_mcp import (
     CacheKey,
-    Discovery,
-    McpSessions,
+    ListingLimits,
     MemoryToolCache,
     Outcome,
-    PrimerSettings,
+    SessionSettings,
     TurnWorkspace,
 )
+from chat_mcp_primer.workspace_mcp._discovery import Discovery
+from chat_mcp_primer.workspace_mcp._sessions import McpSessions
 
 pytestmark = pytest.mark.anyio
 
@@ -101,13 +102,13 @@ async def test_page_cap_bounds_an_endless_listing(
 async def test_server_that_never_answers_is_bounded_by_discovery_timeout(
     clock: MockClock, workspaces: InMemoryWorkspaces, event_log: EventRecorder
 ) -> None:
-    settings = PrimerSettings()
+    limits = ListingLimits()
     events = Events(clock.now, event_log)
     with WorkspaceMCPServer(echo_tools("a"), name="stuck", clock=clock, hang_listing=True) as server:
         agent = workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
         cache = MemoryToolCache()
-        async with McpSessions(clock, settings, events) as sessions:
-            discovery = Discovery(sessions, cache, clock, settings, events)
+        async with McpSessions(clock, SessionSettings(), events) as sessions:
+            discovery = Discovery(sessions, cache, clock, limits, events)
             outcome: list[Outcome] = []
 
             async def attempt() -> None:
@@ -117,8 +118,8 @@ async def test_server_that_never_answers_is_bounded_by_discovery_timeout(
                 group.start_soon(attempt)
                 with anyio.fail_after(10):
                     await clock.wait_for_sleeper("workspace-mcp", "list")  # the listing is in flight
-                assert clock.peek() == settings.discovery_timeout
-                await clock.advance(settings.discovery_timeout)
+                assert clock.peek() == limits.discovery_timeout
+                await clock.advance(limits.discovery_timeout)
             assert outcome == [Outcome.ERROR]
             assert clock.now() == 35.0
     assert len(cache) == 0
@@ -131,7 +132,7 @@ async def test_handshakes_are_paced_and_a_hung_one_gives_up_its_place(
 ) -> None:
     """With room for one handshake at a time, a second dial waits for the first; a first that hangs
     holds the place only for dial_slot_seconds, then the second goes ahead."""
-    settings = PrimerSettings(dial_concurrency=1)
+    settings = SessionSettings(dial_concurrency=1)
     events = Events(clock.now, event_log)
     with (
         socket.socket() as silent,  # accepts connections (the kernel's backlog) and never answers
@@ -143,7 +144,7 @@ async def test_handshakes_are_paced_and_a_hung_one_gives_up_its_place(
         hung_agent = workspaces.set_agent("ws-hung", "agent-hung", (hung,))
         agent = workspaces.set_agent("ws-1", "agent-1", (healthy.endpoint(),))
         async with McpSessions(clock, settings, events) as sessions:
-            discovery = Discovery(sessions, MemoryToolCache(), clock, settings, events)
+            discovery = Discovery(sessions, MemoryToolCache(), clock, ListingLimits(), events)
             outcome: list[Outcome] = []
             listed = anyio.Event()
 
@@ -196,7 +197,7 @@ async def test_bad_tools_are_skipped_and_the_rest_is_offered(
             offered = await turn.prepare_tools([])
     assert offered is not None
     assert [tool.spec.name for tool in offered] == ["bad__good", "bad__dots_and_spaces_v2", "bad__chatty"]
-    assert len(offered[2].spec.description) == PrimerSettings().max_description_chars
+    assert len(offered[2].spec.description) == ListingLimits().max_description_chars
     reasons = [event.fields["reason"] for event in event_log.named("discovery.tool_skipped")]
     assert len(reasons) == 3
     assert "no name" in reasons
@@ -253,7 +254,7 @@ async def test_a_session_survives_its_endpoint_turning_healthy_but_not_a_change_
     key = CacheKey("ws-1", "agent-1", "docs")
     with WorkspaceMCPServer(echo_tools("search"), name="docs", clock=clock) as server:
         starting = replace(server.endpoint(), health=EndpointHealth.INITIALIZING)
-        async with McpSessions(clock, PrimerSettings(), events) as sessions:
+        async with McpSessions(clock, SessionSettings(), events) as sessions:
             with anyio.fail_after(GUARD_S):
                 first = await sessions.session(key, starting)
                 healthy = await sessions.session(key, replace(starting, health=EndpointHealth.HEALTHY))

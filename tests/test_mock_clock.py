@@ -6,7 +6,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from chat_mcp_primer.clock import TIMEOUT_TAG, run_with_timeout
+from chat_mcp_primer.clock import run_with_timeout
+from chat_mcp_primer.clock import tags as clock_tags
 from chat_mcp_primer.testing import MockClock, MockClockError
 
 pytestmark = pytest.mark.anyio
@@ -280,7 +281,7 @@ async def test_run_with_timeout_raises_timeout_error_when_the_clock_reaches_the_
     async with anyio.create_task_group() as group:
         group.start_soon(caller)
         await anyio.wait_all_tasks_blocked()
-        assert clock.pending == (("tool", TIMEOUT_TAG),)
+        assert clock.pending == (("tool", clock_tags.TIMEOUT),)
 
         await clock.advance(4)
         await anyio.wait_all_tasks_blocked()
@@ -357,7 +358,7 @@ async def test_autojump_never_fires_a_timeout_while_io_is_in_flight(clock: MockC
 
     async with clock.autojump(), anyio.create_task_group() as group:
         group.start_soon(request)
-        await clock.wait_for_sleeper("io", TIMEOUT_TAG)
+        await clock.wait_for_sleeper("io", clock_tags.TIMEOUT)
         await anyio.wait_all_tasks_blocked()
         assert clock.now() == 0.0  # every task is blocked, yet the timeout was not jumped to
         outside.set()

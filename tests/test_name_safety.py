@@ -15,6 +15,7 @@ import pytest
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse, ToolResult, ToolSpec
 from chat_mcp_primer.model import WorkspaceBinding
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
     InMemoryWorkspaces,
@@ -25,7 +26,7 @@ from chat_mcp_primer.testing import (
     call,
     echo_tools,
 )
-from chat_mcp_primer.workspace_mcp import PrimerSettings, TurnWorkspace
+from chat_mcp_primer.workspace_mcp import ListingLimits, TurnWorkspace
 
 pytestmark = pytest.mark.anyio
 
@@ -57,7 +58,7 @@ async def run_turn(
 ) -> list[str]:
     """A turn of a chat whose workspace is already bound (its tools are discovered before step 0); the texts
     of the tool results, in order."""
-    runtime = ChatRuntime(model, backend=workspaces, tools=tools, clock=clock, on_event=events)
+    runtime = ChatRuntime(model, workspaces=WorkspacesFrom(workspaces), tools=tools, clock=clock, on_event=events)
     async with clock.autojump(), runtime:
         result = await runtime.run_turn(Chat(id="chat-1", owner="alice", workspace=BOUND), "go")
     return [message.result.text for message in result.added if message.result is not None]
@@ -119,7 +120,7 @@ def oversized_tools(schema_limit: int) -> list[ToolDef]:
 async def test_oversized_descriptions_are_truncated_and_oversized_schemas_refused_with_events(
     make_turn: Callable[..., TurnWorkspace], workspaces: InMemoryWorkspaces, event_log: EventRecorder
 ) -> None:
-    settings = PrimerSettings(max_description_chars=100, max_schema_bytes=1_000)
+    settings = ListingLimits(max_description_chars=100, max_schema_bytes=1_000)
     with WorkspaceMCPServer(oversized_tools(settings.max_schema_bytes), name="docs") as docs:
         workspaces.set_agent("ws-1", "agent-1", (docs.endpoint(),))
         async with make_turn(BOUND, max_description_chars=100, max_schema_bytes=1_000) as turn:

@@ -10,9 +10,9 @@ import pytest
 
 from chat_mcp_primer.events import Event, Events
 from chat_mcp_primer.testing import MockClock
-from chat_mcp_primer.workspace_mcp import CacheKey, MemoryToolCache, PrimerSettings, RemoteTool, ToolNames
+from chat_mcp_primer.workspace_mcp import CacheKey, ListingLimits, MemoryToolCache, RemoteTool
 from chat_mcp_primer.workspace_mcp._listing import clean_listing
-from chat_mcp_primer.workspace_mcp._naming import sanitize
+from chat_mcp_primer.workspace_mcp._naming import ToolNames, sanitize
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -137,7 +137,7 @@ def skipped(seen: list[Event]) -> list[tuple[str, str]]:
     return [(event.fields["tool"], event.fields["reason"]) for event in seen if event.name == "discovery.tool_skipped"]
 
 
-SETTINGS = PrimerSettings(max_description_chars=20, max_schema_bytes=200)
+SETTINGS = ListingLimits(max_description_chars=20, max_schema_bytes=200)
 
 
 def test_clean_listing_keeps_good_tools_in_order_with_their_details(clock: MockClock) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse, PrimerSettings, WorkspaceBinding
 from chat_mcp_primer._tasks import BackgroundTasks
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
     InMemoryWorkspaces,
@@ -96,7 +97,7 @@ async def test_pacing_one_chat_per_pass_loses_nothing(
         model = ScriptedModel([ModelResponse(tool_calls=(call("code__grep"),)), ModelResponse(text="done")] * chats)
         runtime = ChatRuntime(
             model,
-            backend=workspaces,
+            workspaces=WorkspacesFrom(workspaces),
             clock=clock,
             primer=PrimerSettings(admissions_per_pass=1),
             on_event=event_log,

@@ -8,8 +8,9 @@ from collections.abc import Callable
 import anyio
 import anyio.lowlevel
 import pytest
-from tests._shared_turns import shared_turn
+from tests._turns import shared_turn
 
+from chat_mcp_primer.clock import tags
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.testing import (
@@ -21,16 +22,9 @@ from chat_mcp_primer.testing import (
     free_port,
 )
 from chat_mcp_primer.workspace import McpEndpoint
-from chat_mcp_primer.workspace_mcp import (
-    RETRY_TAGS,
-    MemoryToolCache,
-    PrimerEnd,
-    PrimerSettings,
-    TurnWorkspace,
-    WorkspaceMcpHub,
-)
-from chat_mcp_primer.workspace_mcp._primer import next_pause
-from chat_mcp_primer.workspace_mcp._signals import PREPARE_POLL_TAGS
+from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerEnd, PrimerSettings, TurnWorkspace
+from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
+from chat_mcp_primer.workspace_mcp._strategy import PrimedStrategy
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +37,8 @@ def test_primed_schedule_starts_short_and_never_exceeds_the_reference_attempt_co
     settings = PrimerSettings()
     at, pauses = 0.0, []
     attempts = 1
-    while (pause := next_pause(settings, attempts, settings.max_wait - at)) is not None and at < settings.max_wait:
+    strategy = PrimedStrategy(settings)
+    while (pause := strategy.next_pause(attempts, settings.max_wait - at)) is not None and at < settings.max_wait:
         pauses.append(pause)
         at += pause
         attempts += 1
@@ -95,7 +90,7 @@ async def test_another_chats_listing_ends_the_pause_early(
     events = Events(clock.now, event_log)
     with WorkspaceMCPServer(echo_tools("grep"), name="code", clock=clock, ready_at=float("inf")) as server:
         workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
-        async with WorkspaceMcpHub(cache=cache, clock=clock, settings=settings, events=events) as hub:
+        async with WorkspaceMcpHub(cache=cache, clock=clock, primer=settings, events=events) as hub:
 
             def chat(number: int) -> TurnWorkspace:
                 return shared_turn(hub, workspaces, f"chat-{number}", BINDING)
@@ -103,10 +98,10 @@ async def test_another_chats_listing_ends_the_pause_early(
             async with chat(1) as first, chat(2) as second:
                 with anyio.fail_after(GUARD_S):
                     first.agent_ready()
-                    await clock.wait_for_sleeper(*RETRY_TAGS)  # listed nothing; pausing until 0.1 s
+                    await clock.wait_for_sleeper(*tags.PRIMER_RETRY)  # listed nothing; pausing until 0.1 s
                     await clock.advance(0.05)
                     second.agent_ready()
-                    await clock.wait_for_sleeper(*RETRY_TAGS, count=2)  # listed nothing; pausing until 0.15 s
+                    await clock.wait_for_sleeper(*tags.PRIMER_RETRY, count=2)  # listed nothing; pausing until 0.15 s
                     server.ready_at = clock.now()
                     await clock.advance(0.05)  # the first chat's pause ends; it lists the tools
                     reports = [await first.wait_for_primer(), await second.wait_for_primer()]
@@ -131,7 +126,7 @@ async def test_held_steps_share_one_poll_per_agent_however_many_chats_wait_on_it
     ):
         for number, server in enumerate((first, second), start=1):
             workspaces.set_agent(f"ws-{number}", f"agent-{number}", (server.endpoint(),))
-        async with WorkspaceMcpHub(cache=cache, clock=clock, settings=settings, events=events) as hub:
+        async with WorkspaceMcpHub(cache=cache, clock=clock, primer=settings, events=events) as hub:
 
             async def chat(number: int, workspace: int) -> None:
                 binding = WorkspaceBinding(f"ws-{workspace}", agent_id=f"agent-{workspace}")
@@ -144,15 +139,15 @@ async def test_held_steps_share_one_poll_per_agent_however_many_chats_wait_on_it
                 async with anyio.create_task_group() as group:
                     for number in range(per_agent * len(agents)):
                         group.start_soon(chat, number, 1 + number % len(agents))
-                    await clock.wait_for_sleeper(*PREPARE_POLL_TAGS, count=len(agents))
+                    await clock.wait_for_sleeper(*tags.PREPARE_POLL, count=len(agents))
                     while len(event_log.named("prepare.waiting_for_primer")) < per_agent * len(agents):
                         await anyio.lowlevel.checkpoint()
                     for _ in range(10):  # let every held step subscribe
                         await anyio.lowlevel.checkpoint()
-                    held_polls = clock.pending.count(PREPARE_POLL_TAGS)
+                    held_polls = clock.pending.count(tags.PREPARE_POLL)
                     first.ready_at = second.ready_at = clock.now()
                     await clock.advance(settings.prepare_poll_interval)
-            polls_left = clock.pending.count(PREPARE_POLL_TAGS)
+            polls_left = clock.pending.count(tags.PREPARE_POLL)
     assert held_polls == len(agents)
     assert offered == [["code__grep"]] * (per_agent * len(agents))
     assert polls_left == 0
@@ -252,7 +247,7 @@ async def test_a_workspace_change_ends_the_pause_early(
         async with make_turn(BINDING) as turn:
             turn.agent_ready()
             with anyio.fail_after(GUARD_S):
-                await clock.wait_for_sleeper(*RETRY_TAGS)  # parked in its first pause
+                await clock.wait_for_sleeper(*tags.PRIMER_RETRY)  # parked in its first pause
                 server.ready_at = clock.now()
                 workspaces.set_agent("ws-1", "agent-1", (endpoint,))  # e.g. Coder reports the app healthy
                 report = await turn.wait_for_primer()
@@ -273,9 +268,9 @@ async def test_a_refused_endpoint_that_starts_accepting_ends_the_pause_early(
     async with make_turn(BINDING) as turn:
         turn.agent_ready()
         with anyio.fail_after(GUARD_S):
-            await clock.wait_for_sleeper(*RETRY_TAGS)  # attempt 1 was refused; pausing 0.1 s
+            await clock.wait_for_sleeper(*tags.PRIMER_RETRY)  # attempt 1 was refused; pausing 0.1 s
             await clock.advance_next()  # attempt 2 at 0.1 s, refused too
-            await clock.wait_for_sleeper(*RETRY_TAGS)  # now pausing 0.2 s, knocking every 0.1 s meanwhile
+            await clock.wait_for_sleeper(*tags.PRIMER_RETRY)  # now pausing 0.2 s, knocking every 0.1 s meanwhile
             with WorkspaceMCPServer(echo_tools("grep"), name="late", clock=clock, port=port):
                 await clock.wait_for_sleeper("primer", "probe")
                 await clock.advance(settings.probe_interval)  # the next knock is answered

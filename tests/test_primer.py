@@ -11,9 +11,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from chat_mcp_primer.clock import tags
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.testing import InMemoryWorkspaces, MockClock, WorkspaceMCPServer, echo_tools
-from chat_mcp_primer.workspace_mcp import RETRY_TAGS, CacheKey, MemoryToolCache, PrimerEnd, TurnWorkspace
+from chat_mcp_primer.workspace_mcp import CacheKey, MemoryToolCache, PrimerEnd, TurnWorkspace
 
 pytestmark = pytest.mark.anyio
 
@@ -62,7 +63,7 @@ async def test_primer_retries_until_tools_appear(
     server.ready_at = 2.0
     workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
     async with make_turn(BINDING, strategy="reference") as turn:
-        with clock.trap(*RETRY_TAGS) as trap:
+        with clock.trap(*tags.PRIMER_RETRY) as trap:
             turn.agent_ready()
             pause = await trap.wait()  # the first attempt listed nothing: the primer arms its retry timer
             assert server.list_calls == 1
@@ -86,7 +87,7 @@ async def test_primer_gives_up_after_budget_without_caching_empty(
     server.ready_at = float("inf")  # never lists a tool
     workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
     async with make_turn(BINDING, strategy="reference") as turn:
-        with clock.trap(*RETRY_TAGS) as trap:
+        with clock.trap(*tags.PRIMER_RETRY) as trap:
             turn.agent_ready()
             for _ in range(15):
                 pause = await trap.wait()
@@ -115,7 +116,7 @@ async def test_primer_exits_on_cancellation_while_parked_in_backoff(
     server.ready_at = float("inf")
     workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
     async with make_turn(BINDING, strategy="reference") as turn:
-        with clock.trap(*RETRY_TAGS) as trap:
+        with clock.trap(*tags.PRIMER_RETRY) as trap:
             turn.agent_ready()
             pause = await trap.wait()
             pause.release()

@@ -13,6 +13,7 @@ from chat_mcp_primer import Chat, ChatRuntime, ToolResultLimits
 from chat_mcp_primer.chatloop import bound_result, run_loop
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import Attachment, Message, ModelResponse, ToolResult, ToolSpec
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
     FakeAgent,
@@ -26,7 +27,7 @@ from chat_mcp_primer.testing import (
 )
 from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
-from chat_mcp_primer.workspace_mcp import convert_result
+from chat_mcp_primer.workspace_mcp._proxy import convert_result
 
 pytestmark = pytest.mark.anyio
 
@@ -224,7 +225,9 @@ async def test_a_lifecycle_tool_result_is_bounded_by_the_same_limits(clock: Mock
         async with CoderClient(coder.url, coder.token, clock=clock) as client:
             backend = CoderBackend(client)
             tools = CoderWorkspaceTools(backend)
-            runtime = ChatRuntime(model, backend=backend, workspace_tools=tools, clock=clock, on_event=recorder)
+            runtime = ChatRuntime(
+                model, workspaces=WorkspacesFrom(backend, tools=tools), clock=clock, on_event=recorder
+            )
             async with clock.autojump(), runtime:
                 turn = await runtime.run_turn(Chat(id="chat-1", owner="alice"), "which templates are there?")
 

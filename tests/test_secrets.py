@@ -17,6 +17,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
     FakeAgent,
@@ -32,7 +33,8 @@ from chat_mcp_primer.testing import (
 )
 from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace.coder import TOKEN_HEADER, CoderBackend, CoderClient, CoderError, Workspace
-from chat_mcp_primer.workspace_mcp import CacheKey, McpSessions, PrimerSettings
+from chat_mcp_primer.workspace_mcp import CacheKey, SessionSettings
+from chat_mcp_primer.workspace_mcp._sessions import McpSessions
 
 pytestmark = pytest.mark.anyio
 
@@ -55,7 +57,10 @@ def coder_runtime(
     """A runtime whose chats provision workspaces on the deployment ``client`` signs in to."""
     backend = CoderBackend(client)
     return backend, ChatRuntime(
-        model, backend=backend, workspace_tools=CoderWorkspaceTools(backend), clock=clock, on_event=event_log
+        model,
+        workspaces=WorkspacesFrom(backend, tools=CoderWorkspaceTools(backend)),
+        clock=clock,
+        on_event=event_log,
     )
 
 
@@ -146,7 +151,7 @@ async def test_everything_a_faulty_turn_produces_is_free_of_the_token(
             workspace = await _workspace_as_admin(coder, result.chat.workspace.workspace_id)
             [agent] = workspace.latest_build.agents
             [endpoint] = backend.endpoints(workspace, agent)
-            async with clock.autojump(), McpSessions(clock, PrimerSettings(), runtime.events) as sessions:
+            async with clock.autojump(), McpSessions(clock, SessionSettings(), runtime.events) as sessions:
                 try:
                     await sessions.session(CacheKey(workspace.id, agent.id, endpoint.server), endpoint)
                 except Exception as exc:

@@ -11,10 +11,11 @@ import anyio
 import pytest
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from tests._shared_turns import shared_turn
+from tests._turns import shared_turn
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, Tool, ToolResult, ToolSpec, WorkspaceBinding
 from chat_mcp_primer.events import Events
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
     InMemoryWorkspaces,
@@ -26,7 +27,8 @@ from chat_mcp_primer.testing import (
     echo_tools,
 )
 from chat_mcp_primer.workspace import McpEndpoint
-from chat_mcp_primer.workspace_mcp import McpMode, MemoryToolCache, PrimerSettings, WorkspaceMcpHub
+from chat_mcp_primer.workspace_mcp import McpMode, MemoryToolCache, PrimerSettings, SessionSettings
+from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
 
 pytestmark = pytest.mark.anyio
 
@@ -45,7 +47,7 @@ async def test_concurrent_chats_share_one_listing_per_agent_and_server(
     offered: list[list[str]] = []
     with WorkspaceMCPServer(echo_tools("grep", "sed"), name="code", clock=clock) as server:
         workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
-        async with WorkspaceMcpHub(cache=cache, clock=clock, settings=settings, events=events) as hub:
+        async with WorkspaceMcpHub(cache=cache, clock=clock, primer=settings, events=events) as hub:
 
             async def chat(number: int) -> None:
                 async with shared_turn(hub, workspaces, f"chat-{number}", READY) as turn:
@@ -67,14 +69,14 @@ async def test_a_session_is_reused_across_turns_and_closed_when_idle(
     with WorkspaceMCPServer(echo_tools("lint"), name="ci", clock=clock) as server:
         workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
         model = ScriptedModel([ModelResponse(tool_calls=(call("ci__lint"),)), ModelResponse(text="ok")] * 3)
-        runtime = ChatRuntime(model, backend=workspaces, clock=clock, on_event=event_log)
+        runtime = ChatRuntime(model, workspaces=WorkspacesFrom(workspaces), clock=clock, on_event=event_log)
         chat = Chat(id="chat-1", owner="alice", workspace=READY)
         async with runtime:
             for _ in range(2):
                 chat = (await runtime.run_turn(chat, "lint")).chat
             assert len(event_log.named("session.dialing")) == 1  # the second turn reused the session
             assert server.open_connections > 0
-            await clock.advance(PrimerSettings().session_idle_timeout + 1)
+            await clock.advance(SessionSettings().session_idle_timeout + 1)
             await runtime.run_turn(chat.with_messages(()), "lint again")
             assert len(event_log.named("session.idle_closed")) == 1
             assert len(event_log.named("session.dialing")) == 2
@@ -91,7 +93,7 @@ async def test_a_new_turn_on_a_warm_cache_is_offered_the_same_tools_without_a_li
     cache = MemoryToolCache()
     with WorkspaceMCPServer(echo_tools("grep", "noop"), name="code", clock=clock) as server:
         workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
-        async with WorkspaceMcpHub(cache=cache, clock=clock, settings=settings, events=events) as hub:
+        async with WorkspaceMcpHub(cache=cache, clock=clock, primer=settings, events=events) as hub:
 
             async def turn_tools(*builtins: str) -> list[Tool]:
                 async with shared_turn(hub, workspaces, "chat-1", READY, builtins) as turn:
@@ -160,11 +162,11 @@ async def test_list_changed_replaces_the_offered_tools_at_the_next_step(
         workspaces.set_agent("ws-1", "agent-1", (endpoint,))
         runtime = ChatRuntime(
             model,
-            backend=workspaces,
+            workspaces=WorkspacesFrom(workspaces),
             tools=[Noop()],
             clock=clock,
             on_event=event_log,
-            primer=PrimerSettings(mcp_mode=mode),
+            sessions=SessionSettings(mcp_mode=mode),
         )
         async with runtime:
             result = await runtime.run_turn(Chat(id="chat-1", owner="alice", workspace=READY), "enable it")

@@ -14,7 +14,9 @@ import pytest
 from tests._provision import Provision
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, RuntimeClosedError, ToolResult, ToolSpec
+from chat_mcp_primer.clock import tags
 from chat_mcp_primer.model import WorkspaceBinding
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
     InMemoryWorkspaces,
@@ -24,7 +26,7 @@ from chat_mcp_primer.testing import (
     call,
     echo_tools,
 )
-from chat_mcp_primer.workspace_mcp import RETRY_TAGS, MemoryToolCache, PrimerSettings
+from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings
 
 pytestmark = pytest.mark.anyio
 
@@ -38,13 +40,17 @@ async def wait_for_event(events: EventRecorder, name: str) -> None:
 
 
 def runtime_for(
-    model: ScriptedModel, clock: MockClock, workspaces: InMemoryWorkspaces, events: EventRecorder
+    model: ScriptedModel,
+    clock: MockClock,
+    workspaces: InMemoryWorkspaces,
+    events: EventRecorder,
+    cache: MemoryToolCache | None = None,
 ) -> ChatRuntime:
     return ChatRuntime(
         model,
-        backend=workspaces,
-        workspace_tools=lambda turn: [Provision(turn, READY)],
+        workspaces=WorkspacesFrom(workspaces, tools=lambda turn: [Provision(turn, READY)]),
         clock=clock,
+        cache=cache,
         on_event=events,
         primer=REFERENCE,
     )
@@ -56,7 +62,7 @@ async def test_workspace_tools_are_offered_at_the_first_step_after_the_primer_su
     with WorkspaceMCPServer(echo_tools("search"), name="docs", clock=clock, ready_at=3.0) as server:
         workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
 
-        with clock.trap(*RETRY_TAGS) as primer_pauses:
+        with clock.trap(*tags.PRIMER_RETRY) as primer_pauses:
 
             class Wait:
                 """The model waits a few seconds (a long tool call) while the server starts."""
@@ -84,9 +90,8 @@ async def test_workspace_tools_are_offered_at_the_first_step_after_the_primer_su
             )
             runtime = ChatRuntime(
                 model,
-                backend=workspaces,
+                workspaces=WorkspacesFrom(workspaces, tools=lambda turn: [Provision(turn, READY)]),
                 tools=[Wait()],
-                workspace_tools=lambda turn: [Provision(turn, READY)],
                 clock=clock,
                 on_event=event_log,
                 primer=REFERENCE,
@@ -123,7 +128,9 @@ async def test_top_of_turn_empty_discovery_is_retried_within_the_turn(
                 return ToolResult("ok")
 
         model = ScriptedModel([slow_step, ModelResponse(text="done")])
-        runtime = ChatRuntime(model, backend=workspaces, tools=[Noop()], clock=clock, on_event=event_log)
+        runtime = ChatRuntime(
+            model, workspaces=WorkspacesFrom(workspaces), tools=[Noop()], clock=clock, on_event=event_log
+        )
         chat = Chat(id="chat-1", owner="alice", workspace=READY)  # already had a workspace
         async with runtime:
             await runtime.run_turn(chat, "lint it")
@@ -142,7 +149,9 @@ async def test_the_reference_does_not_retry_an_empty_top_of_turn_discovery(
             return ModelResponse(tool_calls=(call("provision_nothing"),))
 
         model = ScriptedModel([slow_step, ModelResponse(text="done")])
-        runtime = ChatRuntime(model, backend=workspaces, clock=clock, on_event=event_log, primer=REFERENCE)
+        runtime = ChatRuntime(
+            model, workspaces=WorkspacesFrom(workspaces), clock=clock, on_event=event_log, primer=REFERENCE
+        )
         async with runtime:
             await runtime.run_turn(Chat(id="chat-1", owner="alice", workspace=READY), "lint it")
     assert model.offered == [(), ()]  # the server was ready at step 1, but the reference never looked again
@@ -158,12 +167,11 @@ async def test_turn_end_cancels_a_parked_primer_caches_nothing_and_leaves_no_ses
 
         async def answer_once_the_primer_is_parked(request: ModelRequest) -> ModelResponse:
             with anyio.fail_after(10):
-                await clock.wait_for_sleeper(*RETRY_TAGS)  # parked: its retry timer is armed
+                await clock.wait_for_sleeper(*tags.PRIMER_RETRY)  # parked: its retry timer is armed
             return ModelResponse(text="The workspace is up.")
 
         model = ScriptedModel([ModelResponse(tool_calls=(call("provision"),)), answer_once_the_primer_is_parked])
-        runtime = runtime_for(model, clock, workspaces, event_log)
-        runtime.cache = cache
+        runtime = runtime_for(model, clock, workspaces, event_log, cache)
         async with runtime:
             result = await runtime.run_turn(Chat(id="chat-1", owner="alice"), "make me a workspace")
             assert runtime.active_turns == 0

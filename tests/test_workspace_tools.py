@@ -26,7 +26,8 @@ from chat_mcp_primer.testing import (
 )
 from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient, ReadinessSettings
-from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, TurnWorkspace
+from chat_mcp_primer.workspace_mcp import MemoryToolCache, TurnWorkspace
+from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
 
 pytestmark = pytest.mark.anyio
 
@@ -80,16 +81,12 @@ class Turn:
 @asynccontextmanager
 async def turn(world: World, binding: WorkspaceBinding | None = None) -> AsyncIterator[Turn]:
     """A turn on the world's clock, with the clock jumping through every build, poll and pause."""
-    workspace = TurnWorkspace(
-        chat_id="chat-1",
-        binding=binding,
-        source=world.backend,
-        cache=MemoryToolCache(),
-        clock=world.clock,
-        settings=PrimerSettings(),
-        events=Events(world.clock.now, world.events),
-    )
-    async with world.clock.autojump(), workspace:
+    hub = WorkspaceMcpHub(cache=MemoryToolCache(), clock=world.clock, events=Events(world.clock.now, world.events))
+    async with (
+        world.clock.autojump(),
+        hub,
+        hub.turn(chat_id="chat-1", binding=binding, source=world.backend) as workspace,
+    ):
         tools = {tool.spec.name: tool for tool in CoderWorkspaceTools(world.backend)(workspace)}
         yield Turn(workspace, tools)
 

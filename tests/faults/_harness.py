@@ -10,9 +10,17 @@ from tests._provision import Provision
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, ToolResult, TurnResult
 from chat_mcp_primer.model import WorkspaceBinding
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, MockClock, ScriptedModel, ScriptStep, call
 from chat_mcp_primer.workspace import McpEndpoint
-from chat_mcp_primer.workspace_mcp import CacheKey, MemoryToolCache, PrimerSettings, RemoteTool
+from chat_mcp_primer.workspace_mcp import (
+    CacheKey,
+    ListingLimits,
+    MemoryToolCache,
+    PrimerSettings,
+    RemoteTool,
+    SessionSettings,
+)
 
 # Guards a whole turn against hanging in real time.
 GUARD_S = 30
@@ -65,7 +73,7 @@ class FaultTurn:
         assert len(ends) == 1, self.events.names
         attempts = self.events.named("primer.attempt")
         assert 1 <= len(attempts) <= settings.max_attempts
-        one_attempt = settings.dial_timeout + settings.discovery_timeout
+        one_attempt = SessionSettings().dial_timeout + ListingLimits().discovery_timeout
         assert ends[0].at <= started.at + settings.max_wait + one_attempt
         assert not self.events.named("primer.cancelled")
         self.assert_listings_bounded()
@@ -108,6 +116,8 @@ async def run_fault_turn(
     then: Sequence[ScriptStep],
     *,
     settings: PrimerSettings | None = None,
+    sessions: SessionSettings | None = None,
+    listing: ListingLimits | None = None,
     expire: Callable[[tuple[str, ...]], bool] | None = None,
     events: EventRecorder | None = None,
 ) -> FaultTurn:
@@ -124,11 +134,12 @@ async def run_fault_turn(
     model = ScriptedModel([ModelResponse(tool_calls=(call("provision"),)), *then])
     runtime = ChatRuntime(
         model,
-        backend=workspaces,
-        workspace_tools=lambda turn: [Provision(turn, READY)],
+        workspaces=WorkspacesFrom(workspaces, tools=lambda turn: [Provision(turn, READY)]),
         clock=clock,
         cache=cache,
         primer=settings,
+        sessions=sessions,
+        listing=listing,
         on_event=events,
     )
     with anyio.fail_after(GUARD_S):
@@ -141,7 +152,7 @@ def calls(clock: MockClock, *names: str, text: str = "done") -> list[ScriptStep]
     """A model that calls ``names`` (in one step) after provisioning, then thinks long enough for any
     primer to have ended by itself (its budget plus one attempt), then answers."""
     settings = PrimerSettings()
-    thinking = settings.max_wait + settings.dial_timeout + settings.discovery_timeout
+    thinking = settings.max_wait + SessionSettings().dial_timeout + ListingLimits().discovery_timeout
 
     async def think(request: ModelRequest) -> ModelResponse:
         await clock.sleep(thinking, "model")

@@ -19,6 +19,7 @@ import pytest
 from _harness import GUARD_S
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, TurnResult, WorkspaceBinding
+from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
     FakeAgent,
@@ -35,13 +36,13 @@ from chat_mcp_primer.testing import (
 )
 from chat_mcp_primer.tools import CoderWorkspaceTools
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
-from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings
+from chat_mcp_primer.workspace_mcp import ListingLimits, MemoryToolCache, PrimerSettings, SessionSettings
 
 pytestmark = pytest.mark.anyio
 
 SETTINGS = PrimerSettings(prepare_poll_interval=1.0)
 # Long enough for any primer to end by itself: its budget plus one attempt.
-THINKS = SETTINGS.max_wait + SETTINGS.dial_timeout + SETTINGS.discovery_timeout
+THINKS = SETTINGS.max_wait + SessionSettings().dial_timeout + ListingLimits().discovery_timeout
 WORKSPACE_ROUTE = "GET /api/v2/workspaces/{workspace}"
 SIGNED_OUT = "You are signed out or your session has expired"
 
@@ -180,8 +181,7 @@ async def coder_turn(
         backend = CoderBackend(client)
         runtime = ChatRuntime(
             model,
-            backend=backend,
-            workspace_tools=CoderWorkspaceTools(backend),
+            workspaces=WorkspacesFrom(backend, tools=CoderWorkspaceTools(backend)),
             clock=clock,
             cache=cache,
             primer=SETTINGS,

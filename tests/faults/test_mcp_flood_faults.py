@@ -5,14 +5,14 @@ the other tools, in either protocol era."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import mcp_types
 import pytest
-from _harness import FAULT_SETTINGS, assert_never_offered, calls, run_fault_turn
+from _harness import assert_never_offered, calls, run_fault_turn
 
 from chat_mcp_primer.testing import Flood, MockClock, ToolDef, WorkspaceMCPServer, echo_tools
-from chat_mcp_primer.workspace_mcp import PrimerSettings
+from chat_mcp_primer.workspace_mcp import ListingLimits, SessionSettings
 
 pytestmark = pytest.mark.anyio
 
@@ -28,19 +28,19 @@ class FloodRow:
     reason: str
     # The listing timeout may expire while the server streams (it never stops by itself).
     endless: bool = False
-    settings: PrimerSettings = FAULT_SETTINGS
+    listing: ListingLimits | None = None
 
 
 # Two million tools in pages the byte bound lets through: the tool cap refuses the listing at its second
 # page. A smaller cap here keeps the row quick (each page is parsed); the memory test uses the default.
-PAGED = replace(FAULT_SETTINGS, max_tools_per_server=1_000)
+PAGED = ListingLimits(max_tools_per_server=1_000)
 
 
 FLOODS = [
     FloodRow("300-mb-listing-json", Flood.body(300 * MB), TOO_LARGE),
     FloodRow("300-mb-listing-event", Flood.body(300 * MB, sse=True), TOO_LARGE),
     FloodRow("2-million-tools-one-body", Flood.tools(2_000_000), TOO_LARGE),
-    FloodRow("2-million-tools-paged", Flood.tools(2_000_000, page_size=1_000), "more than 1000 tools", settings=PAGED),
+    FloodRow("2-million-tools-paged", Flood.tools(2_000_000, page_size=1_000), "more than 1000 tools", listing=PAGED),
     FloodRow("300-mb-error-json", Flood.error(300 * MB), TOO_LARGE),
     FloodRow("300-mb-error-event", Flood.error(300 * MB, sse=True), TOO_LARGE),
     FloodRow("event-that-never-ends", Flood.endless_event(), TOO_LARGE),
@@ -58,7 +58,7 @@ async def test_a_flooding_server_is_cut_off_on_the_wire_explained_and_caches_not
             clock,
             [server.endpoint()],
             calls(clock, "docs__search"),
-            settings=row.settings,
+            listing=row.listing,
             expire=(lambda tags: server.flooding > 0 and "list" in tags) if row.endless else None,
         )
         server.flood = None
@@ -87,9 +87,9 @@ async def test_an_error_message_under_the_bound_is_never_repeated(clock: MockClo
 @pytest.mark.parametrize("mode", ERAS)
 async def test_a_two_megabyte_description_is_truncated_and_hides_no_other_tool(clock: MockClock, mode: str) -> None:
     tools = [ToolDef("search", "x" * (2 * MB)), *echo_tools("find")]
-    settings = replace(FAULT_SETTINGS, mcp_mode=mode)
+    sessions = SessionSettings(mcp_mode=mode)
     with WorkspaceMCPServer(tools, name="docs", clock=clock) as server:
-        turn = await run_fault_turn(clock, [server.endpoint()], calls(clock, "docs__search"), settings=settings)
+        turn = await run_fault_turn(clock, [server.endpoint()], calls(clock, "docs__search"), sessions=sessions)
         await server.wait_until_idle()
 
     assert turn.result.stop_reason == "completed"
@@ -97,7 +97,7 @@ async def test_a_two_megabyte_description_is_truncated_and_hides_no_other_tool(c
     assert turn.result_of("docs__search").text == "search called with {}"
     cached = await turn.cached("docs")
     assert cached is not None
-    assert [len(tool.description) for tool in cached] == [PrimerSettings().max_description_chars, len("The find tool.")]
+    assert [len(tool.description) for tool in cached] == [ListingLimits().max_description_chars, len("The find tool.")]
     [truncated] = turn.events.named("discovery.description_truncated")
     assert truncated.fields["length"] == 2 * MB
     turn.assert_discovery_bounded()

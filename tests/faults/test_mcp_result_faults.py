@@ -65,7 +65,7 @@ async def test_a_50_mb_text_result_reaches_the_model_as_a_clear_refusal_never_50
 ) -> None:
     turn = await dump_turn(clock, mcp_types.TextContent(type="text", text="x" * 50_000_000))
 
-    # Larger than a response may be (PrimerSettings.max_response_bytes), so it is refused on the wire,
+    # Larger than a response may be (SessionSettings.max_response_bytes), so it is refused on the wire,
     # before it is parsed, with a reason that says so; smaller ones are cut by the result limit (below).
     result = what_the_model_got(turn)
     assert result.is_error

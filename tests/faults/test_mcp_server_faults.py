@@ -19,7 +19,7 @@ from _mcp_faults import McpFaults
 
 from chat_mcp_primer.testing import MockClock, ToolDef, WorkspaceMCPServer, echo_tools
 from chat_mcp_primer.workspace import McpEndpoint
-from chat_mcp_primer.workspace_mcp import PrimerSettings
+from chat_mcp_primer.workspace_mcp import ListingLimits, PrimerSettings
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +56,7 @@ NEVER_LISTS = [
     NeverLists("accepts-never-answers", lambda f: f.hold(), expire=("dial", "list", "close"), reason="timed out"),
     NeverLists(
         "answers-after-discovery-timeout",
-        lambda f: f.delay(SETTINGS.discovery_timeout + 5, method="tools/list"),
+        lambda f: f.delay(ListingLimits().discovery_timeout + 5, method="tools/list"),
         expire=("list",),
         reason="timed out",
     ),

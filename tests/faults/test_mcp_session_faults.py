@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import replace
 
 import anyio
 import anyio.to_thread
 import pytest
-from _harness import FAULT_SETTINGS, GUARD_S, calls, run_fault_turn
+from _harness import GUARD_S, calls, run_fault_turn
 from _mcp_faults import McpFaults
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
@@ -18,7 +17,7 @@ from mcp.server.mcpserver import Context
 from chat_mcp_primer import ModelRequest, ModelResponse
 from chat_mcp_primer.testing import EventRecorder, LoopbackServer, MockClock, WorkspaceMCPServer, call, echo_tools
 from chat_mcp_primer.workspace import McpEndpoint
-from chat_mcp_primer.workspace_mcp import McpMode
+from chat_mcp_primer.workspace_mcp import McpMode, SessionSettings
 
 pytestmark = pytest.mark.anyio
 
@@ -30,8 +29,8 @@ async def test_a_session_the_server_terminated_is_redialled_and_the_call_made_on
     faults = McpFaults(clock)
     with WorkspaceMCPServer(echo_tools("search"), name="docs", clock=clock, middleware=faults) as server:
         faults.status(404, method="tools/call", with_session=True, count=1)
-        settings = replace(FAULT_SETTINGS, mcp_mode="legacy")
-        turn = await run_fault_turn(clock, [server.endpoint()], calls(clock, "docs__search"), settings=settings)
+        sessions = SessionSettings(mcp_mode="legacy")
+        turn = await run_fault_turn(clock, [server.endpoint()], calls(clock, "docs__search"), sessions=sessions)
         await server.wait_until_idle()
 
     assert turn.result.stop_reason == "completed"
@@ -140,10 +139,10 @@ async def test_a_list_changed_storm_costs_one_listing_per_step_not_one_per_notif
                 await anyio.sleep(0.005)
         return ModelResponse(tool_calls=(call("plugins__extra"),))
 
-    settings = replace(FAULT_SETTINGS, mcp_mode=mode)
+    sessions = SessionSettings(mcp_mode=mode)
     with serve_storm(faults, storm) as endpoint:
         script = [storm_now, after_the_storm, *calls(clock, "plugins__extra")]
-        turn = await run_fault_turn(clock, [endpoint], script, settings=settings, events=events)
+        turn = await run_fault_turn(clock, [endpoint], script, sessions=sessions, events=events)
 
     assert turn.result.stop_reason == "completed"
     assert "plugins__extra" in turn.offered(len(turn.model.offered) - 1)

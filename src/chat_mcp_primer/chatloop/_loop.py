@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from chat_mcp_primer._tasks import TaskGroup
 from chat_mcp_primer.chatloop._result_limits import DEFAULT_RESULT_LIMITS, ToolResultLimits, bound_result
-from chat_mcp_primer.events import Events
+from chat_mcp_primer.events import EventName, Events
 from chat_mcp_primer.model import Message, Model, ModelRequest, Tool, ToolCall, ToolResult, ToolSpec
 
 # The reference caps a turn at 1200 steps: far beyond any sensible task, it only stops a model that
@@ -29,13 +29,6 @@ class LoopResult:
     stop_reason: StopReason
     tools: tuple[Tool, ...]  # the tool list after the last step
 
-    @property
-    def final_text(self) -> str:
-        for message in reversed(self.messages):
-            if message.role == "assistant":
-                return message.text
-        return ""
-
 
 def decode_arguments(raw: str) -> dict[str, object] | str:
     """The call's arguments as a JSON object, or the error text the model gets back."""
@@ -51,18 +44,18 @@ def decode_arguments(raw: str) -> dict[str, object] | str:
 async def _run_call(call: ToolCall, tools: dict[str, Tool], events: Events) -> ToolResult:
     tool = tools.get(call.name)
     if tool is None:
-        events.emit("tool.unknown", tool=call.name)
+        events.emit(EventName.TOOL_UNKNOWN, tool=call.name)
         return ToolResult.error(f"unknown tool {call.name!r}; call one of the tools you were offered")
     arguments = decode_arguments(call.arguments)
     if isinstance(arguments, str):
-        events.emit("tool.bad_arguments", tool=call.name)
+        events.emit(EventName.TOOL_BAD_ARGUMENTS, tool=call.name)
         return ToolResult.error(arguments)
     try:
         result = await tool.call(arguments)
     except Exception as exc:
-        events.emit("tool.raised", tool=call.name, error_type=type(exc).__name__)
+        events.emit(EventName.TOOL_RAISED, tool=call.name, error_type=type(exc).__name__)
         return ToolResult.error(f"tool {call.name!r} failed: {type(exc).__name__}: {exc}")
-    events.emit("tool.called", tool=call.name, is_error=result.is_error)
+    events.emit(EventName.TOOL_CALLED, tool=call.name, is_error=result.is_error)
     return result
 
 
@@ -77,7 +70,7 @@ async def _run_into(
     # Every result, the error texts the loop makes included, is bounded here: one place for every tool.
     result, truncation = bound_result(await _run_call(call, tools, events), limits)
     if truncation is not None:
-        events.emit("tool.result_truncated", tool=call.name, **asdict(truncation))
+        events.emit(EventName.TOOL_RESULT_TRUNCATED, tool=call.name, **asdict(truncation))
     results[index] = result
 
 
@@ -112,7 +105,7 @@ async def run_loop(
                 current = list(replacement)
                 by_name = {tool.spec.name: tool for tool in current}
                 specs = tuple(tool.spec for tool in current)
-        events.emit("step.started", step=step, tools=len(specs))
+        events.emit(EventName.STEP_STARTED, step=step, tools=len(specs))
         response = await model.respond(ModelRequest(messages=(*history, *added), tools=specs, step=step))
         added.append(Message.assistant(response.text, response.tool_calls))
         if not response.tool_calls:
@@ -127,5 +120,5 @@ async def run_loop(
         for call, result in zip(response.tool_calls, results, strict=True):
             assert result is not None
             added.append(Message.tool(call, result))
-    events.emit("turn.step_limit", steps=max_steps)
+    events.emit(EventName.TURN_STEP_LIMIT, steps=max_steps)
     return LoopResult(tuple(added), max_steps, StopReason.STEP_LIMIT, tuple(current))

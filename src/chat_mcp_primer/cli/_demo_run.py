@@ -25,7 +25,7 @@ from chat_mcp_primer.cli._demo_simulator import DEMO_TEMPLATE, DemoError, Simula
 from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.events import Event
 from chat_mcp_primer.model import Chat, ModelRequest, ModelResponse, ToolCall, ToolResult, ToolSpec
-from chat_mcp_primer.runtime import ChatRuntime, TurnResult
+from chat_mcp_primer.runtime import ChatRuntime, TurnResult, WorkspacesFrom
 from chat_mcp_primer.testing import (
     free_port,
     serve_fake_coder,
@@ -266,9 +266,8 @@ async def _run_turn(
     backend = CoderBackend(client)
     runtime = ChatRuntime(
         model,
-        backend=backend,
+        workspaces=WorkspacesFrom(backend, tools=CoderWorkspaceTools(backend)),
         tools=[TakeNotes()],
-        workspace_tools=CoderWorkspaceTools(backend),
         clock=clock,
         primer=primer,
         on_event=narrator,

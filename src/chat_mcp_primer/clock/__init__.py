@@ -1,6 +1,10 @@
-"""Time, injected: every wait, timeout and deadline in the library goes through a `Clock`."""
+"""Time, injected: every wait, timeout and deadline in the library goes through a `Clock`.
 
+Every wait carries tags, all listed in `chat_mcp_primer.clock.tags`, by which a test clock traps it.
+"""
+
+from chat_mcp_primer.clock import tags
 from chat_mcp_primer.clock._clock import Clock, SystemClock
-from chat_mcp_primer.clock._timeout import TIMEOUT_TAG, run_with_timeout
+from chat_mcp_primer.clock._timeout import run_with_timeout
 
-__all__ = ["TIMEOUT_TAG", "Clock", "SystemClock", "run_with_timeout"]
+__all__ = ["Clock", "SystemClock", "run_with_timeout", "tags"]

@@ -10,7 +10,8 @@ import anyio
 class Clock(Protocol):
     """The source of time for everything the library waits on.
 
-    Tags name a wait (``"primer", "backoff"``) so a test clock can trap it; a real clock ignores them.
+    Tags name a wait (``"primer", "retry"``: every one is in `chat_mcp_primer.clock.tags`) so a test clock
+    can trap it; a real clock ignores them.
     Both sleeps are cancellable and return no earlier than their deadline.
     """
 

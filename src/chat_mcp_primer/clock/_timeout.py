@@ -6,13 +6,10 @@ from typing import TypeVar
 import anyio
 
 from chat_mcp_primer._tasks import TaskGroup
+from chat_mcp_primer.clock import tags as clock_tags
 from chat_mcp_primer.clock._clock import Clock
 
 T = TypeVar("T")
-
-# Added to the tags of every timeout's timer, so a test clock can tell a deadline that only cuts a
-# wait short from one that drives the schedule (`MockClock.autojump` never jumps to a timeout).
-TIMEOUT_TAG = "timeout"
 
 
 async def run_with_timeout(clock: Clock, seconds: float, call: Callable[[], Awaitable[T]], *tags: str) -> T:
@@ -31,7 +28,7 @@ async def run_with_timeout(clock: Clock, seconds: float, call: Callable[[], Awai
         async with TaskGroup() as timer:
 
             async def expire() -> None:
-                await clock.sleep(seconds, *tags, TIMEOUT_TAG)
+                await clock.sleep(seconds, *tags, clock_tags.TIMEOUT)
                 timed.cancel()
 
             timer.start_soon(expire)

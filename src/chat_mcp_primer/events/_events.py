@@ -43,16 +43,26 @@ class Events:
     """Emits events to structlog and to an optional handler (the runtime's ``on_event``).
 
     The handler runs inline and must be quick; an exception it raises is logged and swallowed, so a
-    faulty dashboard hook cannot break a turn.
+    faulty dashboard hook cannot break a turn. `bind` gives an emitter whose every event carries some
+    fields, as a chat's turn binds ``chat_id``: every event about a chat says which chat.
     """
 
-    __slots__ = ("_handler", "_now")
+    __slots__ = ("_bound", "_handler", "_now")
 
-    def __init__(self, now: Callable[[], float], handler: EventHandler | None = None) -> None:
+    def __init__(
+        self, now: Callable[[], float], handler: EventHandler | None = None, bound: Mapping[str, Any] | None = None
+    ) -> None:
         self._now = now
         self._handler = handler
+        self._bound = dict(bound) if bound else {}
+
+    def bind(self, **fields: Any) -> Events:
+        """The same events, each also carrying ``fields`` (an event's own fields win)."""
+        return Events(self._now, self._handler, {**self._bound, **fields})
 
     def emit(self, name: str, /, **fields: Any) -> None:
+        if self._bound:
+            fields = {**self._bound, **fields}
         # Checked first: a disabled debug level (the usual case) then costs nothing on hot paths.
         if _stdlib_logger.isEnabledFor(logging.DEBUG):
             _logger.debug(name, **fields)

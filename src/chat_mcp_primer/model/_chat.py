@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 from chat_mcp_primer.model._messages import Message
@@ -31,7 +32,11 @@ class Chat:
     workspace: WorkspaceBinding | None = None
     messages: tuple[Message, ...] = ()
     parent_id: str | None = None
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        # A copy nobody can change: the chat is immutable all the way down, whatever mapping was passed.
+        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
 
     @property
     def workspace_id(self) -> str | None:

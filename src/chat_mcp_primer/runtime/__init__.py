@@ -1,5 +1,6 @@
 """`ChatRuntime`: wires the chat loop, workspace tools and workspace MCP discovery into turns."""
 
-from chat_mcp_primer.runtime._runtime import ChatRuntime, RuntimeClosedError, TurnResult, WorkspaceToolsFactory
+from chat_mcp_primer.runtime._runtime import ChatRuntime, RuntimeClosedError, TurnResult
+from chat_mcp_primer.runtime._workspaces import Workspaces, WorkspacesFrom, WorkspaceToolsFactory
 
-__all__ = ["ChatRuntime", "RuntimeClosedError", "TurnResult", "WorkspaceToolsFactory"]
+__all__ = ["ChatRuntime", "RuntimeClosedError", "TurnResult", "WorkspaceToolsFactory", "Workspaces", "WorkspacesFrom"]

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -11,13 +12,11 @@ from chat_mcp_primer._errors import ChatMcpPrimerError
 from chat_mcp_primer._tasks import run_in_own_task
 from chat_mcp_primer.chatloop import DEFAULT_MAX_STEPS, StopReason, ToolResultLimits, run_loop
 from chat_mcp_primer.clock import Clock, SystemClock
-from chat_mcp_primer.events import EventHandler, Events
+from chat_mcp_primer.events import EventHandler, EventName, Events
 from chat_mcp_primer.model import Chat, Message, Model, Tool
-from chat_mcp_primer.workspace import WorkspaceMcpSource
-from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, ToolCache, TurnWorkspace, WorkspaceMcpHub
-
-WorkspaceToolsFactory = Callable[[TurnWorkspace], Sequence[Tool]]
-"""Builds the workspace-provisioning tools of one turn, bound to that turn's `TurnWorkspace`."""
+from chat_mcp_primer.runtime._workspaces import NoWorkspaces, Workspaces
+from chat_mcp_primer.workspace_mcp import ListingLimits, MemoryToolCache, PrimerSettings, SessionSettings, ToolCache
+from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
 
 
 class RuntimeClosedError(ChatMcpPrimerError, RuntimeError):
@@ -34,62 +33,70 @@ class TurnResult:
     @property
     def text(self) -> str:
         """The model's last answer."""
-        for message in reversed(self.added):
-            if message.role == "assistant":
-                return message.text
-        return ""
+        return next((message.text for message in reversed(self.added) if message.role == "assistant"), "")
 
 
 class ChatRuntime:
     """Runs chat turns whose tools can provision workspaces and use the MCP tools inside them.
 
-    Use as an async context manager: inside it, MCP sessions and listings are shared by every chat and
-    turn (outside it, each turn has its own). Every turn owns its background work (the primer) and ends
-    it before `run_turn` returns; `aclose` cancels turns still running, waits until they have, and
+    Use as an async context manager (or call `aclose` when done): inside it, MCP sessions, listings and
+    the agents' wake-up feeds are shared by every chat and turn, and outlive turns. A runtime never
+    entered works the same way, except that nothing can host them between turns: each `run_turn` then
+    hosts its own, and closes them when it returns. Every turn owns its background work (the primer) and
+    ends it before `run_turn` returns; `aclose` cancels turns still running, waits until they have, and
     closes every MCP session.
 
-    ``backend`` tells discovery which agent and MCP endpoints a chat's workspace has; without one,
-    chats get no workspace MCP tools. ``workspace_tools`` builds the provisioning tools of a turn (only
-    root chats get them). ``tools`` are the built-in tools offered in every turn; their names are never
-    given to a workspace tool. ``result_limits`` bounds every tool result before it enters the chat.
+    ``workspaces`` is where chats get workspaces (`CoderWorkspaces`, or `WorkspacesFrom` any source);
+    without it, chats get no workspace MCP tools. ``tools`` are the built-in tools offered in every turn;
+    their names are never given to a workspace tool. ``primer``, ``sessions`` and ``listing`` tune
+    discovery; ``result_limits`` bounds every tool result before it enters the chat.
     """
 
     def __init__(
         self,
         model: Model,
         *,
-        backend: WorkspaceMcpSource | None = None,
+        workspaces: Workspaces | None = None,
         tools: Sequence[Tool] = (),
-        workspace_tools: WorkspaceToolsFactory | None = None,
         clock: Clock | None = None,
         primer: PrimerSettings | None = None,
+        sessions: SessionSettings | None = None,
+        listing: ListingLimits | None = None,
         cache: ToolCache | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
         result_limits: ToolResultLimits | None = None,
         on_event: EventHandler | None = None,
     ) -> None:
         self.model = model
-        self.backend = backend
+        self.workspaces = workspaces
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.primer = primer if primer is not None else PrimerSettings()
         self.cache: ToolCache = cache if cache is not None else MemoryToolCache()
         self.max_steps = max_steps
         self.result_limits = result_limits if result_limits is not None else ToolResultLimits()
         self.events = Events(self.clock.now, on_event)
+        self._hub = functools.partial(
+            WorkspaceMcpHub,
+            cache=self.cache,
+            clock=self.clock,
+            events=self.events,
+            primer=primer,
+            sessions=sessions,
+            listing=listing,
+        )
         self._tools = tuple(tools)
-        self._workspace_tools = workspace_tools
         self._turns: set[anyio.CancelScope] = set()
         self._idle: anyio.Event | None = None
         self._closed = False
-        self._hub: WorkspaceMcpHub | None = None
+        self._shared: WorkspaceMcpHub | None = None
 
     async def __aenter__(self) -> ChatRuntime:
-        """Start sharing MCP sessions and listings across the turns of every chat until `aclose`."""
+        """Share MCP sessions, listings and feeds across the turns of every chat until `aclose`."""
         if self._closed:
             raise RuntimeClosedError("a closed ChatRuntime cannot be entered again")
-        hub = WorkspaceMcpHub(cache=self.cache, clock=self.clock, settings=self.primer, events=self.events)
-        await hub.__aenter__()
-        self._hub = hub
+        if self._shared is None:
+            hub = self._hub()
+            await hub.__aenter__()
+            self._shared = hub
         return self
 
     async def __aexit__(
@@ -113,7 +120,7 @@ class ChatRuntime:
         if self._turns:
             self._idle = self._idle or anyio.Event()
             await self._idle.wait()
-        hub, self._hub = self._hub, None
+        hub, self._shared = self._shared, None
         if hub is not None:
             await hub.__aexit__(None, None, None)
 
@@ -129,60 +136,58 @@ class ChatRuntime:
         # its own, none of that can ever undo a cancellation of the caller's task (see `TaskGroup`).
         return await run_in_own_task(functools.partial(self._run_registered, chat, text))
 
+    @contextlib.asynccontextmanager
+    async def _hub_for_turn(self) -> AsyncIterator[WorkspaceMcpHub]:
+        """The runtime's shared hub when it is entered; else one that this turn hosts."""
+        if self._shared is not None:
+            yield self._shared
+            return
+        async with self._hub() as hub:
+            yield hub
+
     async def _run_registered(self, chat: Chat, text: str) -> TurnResult:
         user_message = Message.user(text)
         scope = anyio.CancelScope()
         self._turns.add(scope)
-        self.events.emit("turn.started", chat_id=chat.id)
+        self.events.emit(EventName.TURN_STARTED, chat_id=chat.id)
         try:
             with scope:
-                if self._hub is not None:
-                    await self._hub.pacer.admit()  # many turns started at once begin a few per loop pass
-                result = await self._run(chat, user_message)
+                async with self._hub_for_turn() as hub:
+                    await hub.pacer.admit()  # many turns started at once begin a few per loop pass
+                    result = await self._run(hub, chat, user_message)
             if scope.cancelled_caught:
                 raise RuntimeClosedError("the ChatRuntime was closed during the turn")
         finally:
             self._turns.discard(scope)
             if not self._turns and self._idle is not None:
                 self._idle.set()
-        self.events.emit("turn.ended", chat_id=chat.id, steps=result.steps, stop_reason=result.stop_reason)
+        self.events.emit(EventName.TURN_ENDED, chat_id=chat.id, steps=result.steps, stop_reason=result.stop_reason)
         return result
 
-    async def _run(self, chat: Chat, user_message: Message) -> TurnResult:
+    async def _run(self, hub: WorkspaceMcpHub, chat: Chat, user_message: Message) -> TurnResult:
         builtin = list(self._tools)
-        async with TurnWorkspace(
+        workspaces = self.workspaces
+        turn = hub.turn(
             chat_id=chat.id,
             binding=chat.workspace,
-            source=self.backend or _NoWorkspaces(),
-            cache=self.cache,
-            clock=self.clock,
-            settings=self.primer,
-            events=self.events,
+            source=workspaces.source if workspaces is not None else NoWorkspaces(),
             reserved_names=[tool.spec.name for tool in builtin],
-            hub=self._hub,
-        ) as workspace:
-            if self._workspace_tools is not None and chat.is_root:
-                provisioning = list(self._workspace_tools(workspace))
+        )
+        async with turn:
+            if workspaces is not None and chat.is_root:
+                provisioning = list(workspaces.provisioning_tools(turn))
                 builtin.extend(provisioning)
-                workspace.reserve_names(tool.spec.name for tool in provisioning)
-            history = (*chat.messages, user_message)
+                turn.reserve_names(tool.spec.name for tool in provisioning)
             loop = await run_loop(
                 self.model,
-                history,
+                (*chat.messages, user_message),
                 builtin,
-                prepare_tools=workspace.prepare_tools if self.backend is not None else None,
+                prepare_tools=turn.prepare_tools if workspaces is not None else None,
                 max_steps=self.max_steps,
                 result_limits=self.result_limits,
-                events=self.events,
+                events=self.events.bind(chat_id=chat.id),
             )
-            binding = workspace.binding
+            binding = turn.binding
         added = (user_message, *loop.messages)
         updated = chat.with_messages((*chat.messages, *added)).with_workspace(binding)
         return TurnResult(chat=updated, added=added, steps=loop.steps, stop_reason=loop.stop_reason)
-
-
-class _NoWorkspaces:
-    """Stands in when the runtime has no backend: no chat ever has an agent."""
-
-    async def current_agent(self, binding: object) -> None:
-        return None

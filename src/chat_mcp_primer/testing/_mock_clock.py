@@ -14,7 +14,7 @@ import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from chat_mcp_primer._tasks import BackgroundTasks
-from chat_mcp_primer.clock import TIMEOUT_TAG
+from chat_mcp_primer.clock import tags as clock_tags
 
 
 class MockClockError(AssertionError):
@@ -222,7 +222,7 @@ class MockClock:
         while True:
             await _all_tasks_blocked()
             io_in_flight = any(
-                TIMEOUT_TAG in sleeper.tags and not (expire is not None and expire(sleeper.tags))
+                clock_tags.TIMEOUT in sleeper.tags and not (expire is not None and expire(sleeper.tags))
                 for sleeper in self._sleepers
             )
             if self._sleepers and not io_in_flight:

@@ -2,14 +2,13 @@
 
 from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint, origin_of
 from chat_mcp_primer.workspace._memory import InMemoryWorkspaces
-from chat_mcp_primer.workspace._source import WorkspaceChangeSource, WorkspaceMcpSource
+from chat_mcp_primer.workspace._source import WorkspaceMcpSource
 
 __all__ = [
     "AgentMcp",
     "EndpointHealth",
     "InMemoryWorkspaces",
     "McpEndpoint",
-    "WorkspaceChangeSource",
     "WorkspaceMcpSource",
     "origin_of",
 ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -40,7 +41,7 @@ class McpEndpoint:
 
     server: str
     url: str
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     health: EndpointHealth = EndpointHealth.UNKNOWN
     # TLS certificates are verified unless the backend was explicitly told not to (a deployment with a
     # self-signed certificate); the endpoint follows its backend's choice.
@@ -50,6 +51,10 @@ class McpEndpoint:
     # else is refused without being dialled, so the credentials never leave the deployment. None: no
     # constraint (endpoints an operator configured by hand).
     origin: str | None = None
+
+    def __post_init__(self) -> None:
+        # A copy nobody can change, so an endpoint (and the credential it carries) is immutable all the way down.
+        object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
 
     def connects_like(self, other: McpEndpoint) -> bool:
         """Whether a session opened for this endpoint serves ``other``: the same server, URL, headers, TLS

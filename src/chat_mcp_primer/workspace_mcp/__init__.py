@@ -1,26 +1,22 @@
-"""Workspace MCP: sessions to the MCP servers inside a workspace, discovery, the tool cache and the primer."""
+"""Workspace MCP: sessions to the MCP servers inside a workspace, discovery, the tool cache and the primer.
+
+Public here: what a backend configures (the settings, the cache) and what a turn hands it (`TurnWorkspace`,
+the primer's reports). The machinery (sessions, discovery, the hub, the buses) lives in private modules.
+"""
 
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, MemoryToolCache, ToolCache
-from chat_mcp_primer.workspace_mcp._discovery import Discovery, DiscoveryResult, Outcome
+from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult, Outcome
 from chat_mcp_primer.workspace_mcp._failures import SessionError
-from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool
-from chat_mcp_primer.workspace_mcp._naming import ToolNames
-from chat_mcp_primer.workspace_mcp._primer import RETRY_TAGS, PrimerEnd, PrimerReport, run_primer
-from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool, convert_result
-from chat_mcp_primer.workspace_mcp._sessions import DIAL_TAGS, McpSession, McpSessions
-from chat_mcp_primer.workspace_mcp._settings import McpMode, PrimerSettings, Strategy
+from chat_mcp_primer.workspace_mcp._primer import PrimerEnd, PrimerReport
+from chat_mcp_primer.workspace_mcp._settings import ListingLimits, McpMode, PrimerSettings, SessionSettings, Strategy
 from chat_mcp_primer.workspace_mcp._turn import TurnWorkspace
 
 __all__ = [
-    "DIAL_TAGS",
-    "RETRY_TAGS",
     "CacheKey",
-    "Discovery",
     "DiscoveryResult",
+    "ListingLimits",
     "McpMode",
-    "McpSession",
-    "McpSessions",
     "MemoryToolCache",
     "Outcome",
     "PrimerEnd",
@@ -28,12 +24,8 @@ __all__ = [
     "PrimerSettings",
     "RemoteTool",
     "SessionError",
+    "SessionSettings",
     "Strategy",
     "ToolCache",
-    "ToolNames",
     "TurnWorkspace",
-    "WorkspaceMcpHub",
-    "WorkspaceMcpTool",
-    "convert_result",
-    "run_primer",
 ]

@@ -1,25 +1,26 @@
-"""Deadlines on the injected clock for many scopes at once, kept by a single task."""
+"""Deadlines on the injected clock for many waiters at once, kept by a single task."""
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
 
 from chat_mcp_primer._tasks import BackgroundTasks
 from chat_mcp_primer.clock import Clock
-from chat_mcp_primer.workspace_mcp._signals import Signal
+from chat_mcp_primer.workspace_mcp._signal import Signal
 
 
 @dataclass(order=True, slots=True)
 class Deadline:
-    """A scope to cancel at ``at``, unless `clear` is called first."""
+    """Something to do at ``at`` (quick, never awaiting), unless `clear` is called first."""
 
     at: float
     order: int
-    scope: anyio.CancelScope = field(compare=False)
+    action: Callable[[], None] = field(compare=False)
     active: bool = field(default=True, compare=False)
 
     def clear(self) -> None:
@@ -27,7 +28,7 @@ class Deadline:
 
 
 class Deadlines:
-    """Cancels each registered scope once its deadline passes on ``clock``, with one task for all of them.
+    """Runs each registered action once its deadline passes on ``clock``, with one task for all of them.
 
     A thousand chats holding a step each would otherwise need a thousand timer tasks, and every one of
     them is work to start and, when the runtime closes, to cancel. A cleared deadline stays queued until
@@ -45,9 +46,9 @@ class Deadlines:
         self._idle: anyio.Event | None = None  # set when a deadline arrives while none is queued
         self._earlier = Signal()  # ends the nap when a deadline earlier than the queued ones arrives
 
-    def cancel_at(self, at: float, scope: anyio.CancelScope) -> Deadline:
-        """Cancel ``scope`` once ``clock.now() >= at``; `Deadline.clear` withdraws it."""
-        deadline = Deadline(at, next(self._order), scope)
+    def call_at(self, at: float, action: Callable[[], None]) -> Deadline:
+        """Call ``action`` once ``clock.now() >= at``; `Deadline.clear` withdraws it."""
+        deadline = Deadline(at, next(self._order), action)
         earliest = not self._queue or at < self._queue[0].at
         heapq.heappush(self._queue, deadline)
         if not self._running:
@@ -65,7 +66,7 @@ class Deadlines:
             while self._queue and (self._queue[0].at <= now or not self._queue[0].active):
                 due = heapq.heappop(self._queue)
                 if due.active:
-                    due.scope.cancel()
+                    due.action()
             if not self._queue:
                 self._idle = anyio.Event()
                 await self._idle.wait()

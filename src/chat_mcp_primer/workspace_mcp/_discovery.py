@@ -4,21 +4,20 @@ import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 
 import anyio
 import mcp_types
 
 from chat_mcp_primer._tasks import TaskGroup
-from chat_mcp_primer.clock import Clock, run_with_timeout
-from chat_mcp_primer.events import Events
+from chat_mcp_primer.clock import Clock, run_with_timeout, tags
+from chat_mcp_primer.events import EventName, Events
 from chat_mcp_primer.workspace import AgentMcp, McpEndpoint
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
 from chat_mcp_primer.workspace_mcp._failures import describe_failure
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool, clean_listing
 from chat_mcp_primer.workspace_mcp._sessions import McpSession, McpSessions
-from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
-
-LIST_TAGS = ("workspace-mcp", "list")
+from chat_mcp_primer.workspace_mcp._settings import ListingLimits
 
 
 class Outcome(StrEnum):
@@ -38,7 +37,7 @@ class DiscoveryResult:
     tools: tuple[RemoteTool, ...] = ()
     agent: AgentMcp | None = None
     # Why each server that failed in this attempt failed, by server name.
-    failures: Mapping[str, str] = field(default_factory=dict)
+    failures: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def complete(self) -> bool:
@@ -70,14 +69,20 @@ async def list_all_tools(session: McpSession, max_pages: int, max_tools: int) ->
     raise ListingError(f"the listing did not end within {max_pages} pages")
 
 
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """What one listing of one server gave: its usable tools (possibly none), or why it failed."""
+
+    tools: tuple[RemoteTool, ...] = ()
+    failure: str | None = None
+
+
 @dataclass(slots=True)
 class _Flight:
     """One listing in progress, which later callers for the same server join instead of listing again."""
 
     done: anyio.Event = field(default_factory=anyio.Event)
-    finished: bool = False
-    tools: tuple[RemoteTool, ...] | None = None
-    failure: str | None = None
+    listed: _Listed | None = None  # None until it finished: a cancelled lister leaves it so
 
 
 class Discovery:
@@ -95,35 +100,37 @@ class Discovery:
         sessions: McpSessions,
         cache: ToolCache,
         clock: Clock,
-        settings: PrimerSettings,
+        limits: ListingLimits,
         events: Events,
         on_listed: Callable[[CacheKey], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._cache = cache
         self._clock = clock
-        self._settings = settings
+        self._limits = limits
         self._events = events
         # Told when a server's tools were listed and cached: other chats waiting on it can stop waiting.
         self._on_listed = on_listed
         self._flights: dict[CacheKey, _Flight] = {}
         self.listings = 0
 
-    async def attempt(self, agent: AgentMcp) -> DiscoveryResult:
+    async def attempt(self, agent: AgentMcp, events: Events | None = None) -> DiscoveryResult:
+        """One attempt for ``agent``'s servers; ``events``, the attempting chat's (the hub's by default),
+        tell what this attempt did: a cache hit, joining a listing in flight. A listing's own events
+        (shared by every chat that joins it) carry the agent."""
         if not agent.endpoints:
             return DiscoveryResult(Outcome.NO_ENDPOINTS, agent=agent)
-        per_server: dict[str, tuple[RemoteTool, ...] | None] = {}
-        failed: dict[str, str] = {}
+        told = events or self._events
+        per_server: dict[str, _Listed] = {}
 
         async def discover_server(endpoint: McpEndpoint) -> None:
             key = CacheKey(agent.workspace_id, agent.agent_id, endpoint.server)
             cached = await self._cache.get(key)
             if cached:
-                self._events.emit("discovery.cache_hit", server=endpoint.server, agent_id=agent.agent_id)
-                per_server[endpoint.server] = cached
+                told.emit(EventName.DISCOVERY_CACHE_HIT, server=endpoint.server, agent_id=agent.agent_id)
+                per_server[endpoint.server] = _Listed(cached)
                 return
-            tools = await self._fetch(key, endpoint, failed)
-            per_server[endpoint.server] = tools or None
+            per_server[endpoint.server] = await self._fetch(key, endpoint, told)
 
         if len(agent.endpoints) == 1:  # the usual workspace: no task needed
             await discover_server(agent.endpoints[0])
@@ -132,11 +139,12 @@ class Discovery:
                 for endpoint in agent.endpoints:
                     group.start_soon(discover_server, endpoint)
 
-        listings = [per_server.get(endpoint.server) or () for endpoint in agent.endpoints]
+        listings = [per_server[endpoint.server].tools for endpoint in agent.endpoints]
         # One server's listing is handed on as the cache's own tuple, so consumers can tell an unchanged
         # catalogue by identity without comparing every tool.
         tools = listings[0] if len(listings) == 1 else tuple(itertools.chain.from_iterable(listings))
-        listed = sum(1 for endpoint in agent.endpoints if per_server.get(endpoint.server))
+        failed = {server: listed.failure for server, listed in per_server.items() if listed.failure is not None}
+        listed = sum(1 for tools in listings if tools)
         if listed == len(agent.endpoints):
             outcome = Outcome.OK
         elif listed:
@@ -145,38 +153,31 @@ class Discovery:
             outcome = Outcome.ERROR
         else:
             outcome = Outcome.EMPTY
-        return DiscoveryResult(outcome, tools=tools, agent=agent, failures=failed)
+        return DiscoveryResult(outcome, tools=tools, agent=agent, failures=MappingProxyType(failed))
 
-    async def _fetch(
-        self, key: CacheKey, endpoint: McpEndpoint, failures: dict[str, str]
-    ) -> tuple[RemoteTool, ...] | None:
-        """The server's usable tools (possibly empty), or None when it failed (the reason recorded in
-        ``failures``), joining a listing already in flight for the same server. Never raises."""
+    async def _fetch(self, key: CacheKey, endpoint: McpEndpoint, events: Events) -> _Listed:
+        """What listing the server gives, joining a listing already in flight for it. Never raises."""
         flight = self._flights.get(key)
         if flight is not None:
-            self._events.emit("discovery.joined_listing", server=endpoint.server, agent_id=key.agent_id)
+            events.emit(EventName.DISCOVERY_JOINED_LISTING, server=endpoint.server, agent_id=key.agent_id)
             await flight.done.wait()
-            if flight.finished:
-                if flight.failure is not None:
-                    failures[endpoint.server] = flight.failure
-                return flight.tools
+            if flight.listed is not None:
+                return flight.listed
             # The caller that listed was cancelled before it finished: list ourselves.
         flight = _Flight()
         self._flights[key] = flight
         try:
-            flight.tools = await self._list(key, endpoint, failures)
-            flight.failure = failures.get(endpoint.server)
-            flight.finished = True
-            return flight.tools
+            flight.listed = await self._list(key, endpoint)
+            return flight.listed
         finally:
             flight.done.set()
             if self._flights.get(key) is flight:
                 del self._flights[key]
 
-    async def _list(
-        self, key: CacheKey, endpoint: McpEndpoint, failures: dict[str, str]
-    ) -> tuple[RemoteTool, ...] | None:
+    async def _list(self, key: CacheKey, endpoint: McpEndpoint) -> _Listed:
         self.listings += 1
+        # A listing is shared by every chat that joins it: its events say which agent's server it was.
+        events = self._events.bind(agent_id=key.agent_id)
         generation = await self._cache.generation(key)
         session: McpSession | None = None
         try:
@@ -184,27 +185,27 @@ class Discovery:
             opened = session
 
             async def list_everything() -> list[mcp_types.Tool]:
-                return await list_all_tools(opened, self._settings.max_list_pages, self._settings.max_tools_per_server)
+                return await list_all_tools(opened, self._limits.max_list_pages, self._limits.max_tools_per_server)
 
-            listed = await run_with_timeout(self._clock, self._settings.discovery_timeout, list_everything, *LIST_TAGS)
+            limit = self._limits.discovery_timeout
+            listed = await run_with_timeout(self._clock, limit, list_everything, *tags.MCP_LIST)
         except Exception as exc:
             reason = str(exc) if isinstance(exc, ListingError) else describe_failure(exc)
-            failures[endpoint.server] = reason
-            self._events.emit("discovery.server_failed", server=endpoint.server, agent_id=key.agent_id, reason=reason)
+            events.emit(EventName.DISCOVERY_SERVER_FAILED, server=endpoint.server, reason=reason)
             if session is not None:
                 # A session that failed a listing may be broken (terminated, half-closed): redial next time.
                 self._sessions.discard(session)
-            return None
-        tools = clean_listing(endpoint.server, listed, self._settings, self._events)
+            return _Listed(failure=reason)
+        tools = clean_listing(endpoint.server, listed, self._limits, events)
         if tools:
             session.warm = True
         if tools and not await self._cache.put(key, tools, generation):
             # Invalidated while we listed (list_changed, a new agent): this listing may already be old, so
             # it is not cached. It is still the newest the server gave, so this attempt offers it: during
             # a storm of list_changed every listing is overtaken, and offering none would hide every tool.
-            self._events.emit("discovery.stale_listing_dropped", server=endpoint.server, agent_id=key.agent_id)
-            return tools
-        self._events.emit("discovery.server_listed", server=endpoint.server, agent_id=key.agent_id, tools=len(tools))
+            events.emit(EventName.DISCOVERY_STALE_LISTING_DROPPED, server=endpoint.server)
+            return _Listed(tools)
+        events.emit(EventName.DISCOVERY_SERVER_LISTED, server=endpoint.server, tools=len(tools))
         if tools and self._on_listed is not None:
             self._on_listed(key)
-        return tools
+        return _Listed(tools)

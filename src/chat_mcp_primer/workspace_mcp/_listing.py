@@ -8,8 +8,8 @@ from typing import Any
 import jsonschema
 import mcp_types
 
-from chat_mcp_primer.events import Events
-from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
+from chat_mcp_primer.events import EventName, Events
+from chat_mcp_primer.workspace_mcp._settings import ListingLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ def _schema_problem(schema: Mapping[str, Any], max_bytes: int, checked: dict[str
 
 
 def clean_listing(
-    server: str, listed: Sequence[mcp_types.Tool], settings: PrimerSettings, events: Events
+    server: str, listed: Sequence[mcp_types.Tool], limits: ListingLimits, events: Events
 ) -> tuple[RemoteTool, ...]:
     """Keep the usable tools of a listing, in order; say, with an event, why any other was dropped.
 
@@ -60,19 +60,19 @@ def clean_listing(
     for tool in listed:
         name = tool.name
         if not name or not name.strip():
-            events.emit("discovery.tool_skipped", server=server, tool=name, reason="no name")
+            events.emit(EventName.DISCOVERY_TOOL_SKIPPED, server=server, tool=name, reason="no name")
             continue
         if name in seen:
-            events.emit("discovery.tool_skipped", server=server, tool=name, reason="duplicate name")
+            events.emit(EventName.DISCOVERY_TOOL_SKIPPED, server=server, tool=name, reason="duplicate name")
             continue
-        problem = _schema_problem(tool.input_schema, settings.max_schema_bytes, checked)
+        problem = _schema_problem(tool.input_schema, limits.max_schema_bytes, checked)
         if problem is not None:
-            events.emit("discovery.tool_skipped", server=server, tool=name, reason=problem)
+            events.emit(EventName.DISCOVERY_TOOL_SKIPPED, server=server, tool=name, reason=problem)
             continue
         description = tool.description or tool.title or ""
-        if len(description) > settings.max_description_chars:
-            events.emit("discovery.description_truncated", server=server, tool=name, length=len(description))
-            description = description[: settings.max_description_chars]
+        if len(description) > limits.max_description_chars:
+            events.emit(EventName.DISCOVERY_DESCRIPTION_TRUNCATED, server=server, tool=name, length=len(description))
+            description = description[: limits.max_description_chars]
         seen.add(name)
         kept.append(RemoteTool(server=server, name=name, description=description, input_schema=tool.input_schema))
     return tuple(kept)

@@ -9,13 +9,12 @@ from typing import Any
 
 import mcp_types
 
-from chat_mcp_primer.clock import Clock, run_with_timeout
+from chat_mcp_primer.clock import Clock, run_with_timeout, tags
 from chat_mcp_primer.model import Attachment, ToolResult, ToolSpec
 from chat_mcp_primer.workspace_mcp._failures import describe_failure
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool
 from chat_mcp_primer.workspace_mcp._sessions import McpSession
 
-CALL_TAGS = ("workspace-mcp", "call")
 # A call refused because the server ended the session is made once more on a new session; never more,
 # so a server that keeps ending sessions cannot hold a call in a loop.
 _CALL_TRIES = 2
@@ -99,7 +98,7 @@ class WorkspaceMcpTool:
                 )
             call_remote = functools.partial(session.call_tool, self.remote.name, dict(arguments))
             try:
-                result = await run_with_timeout(self._clock, self._call_timeout, call_remote, *CALL_TAGS)
+                result = await run_with_timeout(self._clock, self._call_timeout, call_remote, *tags.MCP_CALL)
             except TimeoutError:
                 return ToolResult.error(
                     f"workspace tool {self.spec.name!r} did not answer within {self._call_timeout:g} s"

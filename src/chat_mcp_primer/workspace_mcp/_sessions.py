@@ -18,22 +18,19 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from chat_mcp_primer._tasks import BackgroundTasks
-from chat_mcp_primer.clock import Clock, run_with_timeout
-from chat_mcp_primer.events import Events
+from chat_mcp_primer.clock import Clock, run_with_timeout, tags
+from chat_mcp_primer.events import EventName, Events
 from chat_mcp_primer.workspace import McpEndpoint, origin_of
 from chat_mcp_primer.workspace_mcp._bounds import IDENTITY_ONLY, ResponseGuard
 from chat_mcp_primer.workspace_mcp._cache import CacheKey
 from chat_mcp_primer.workspace_mcp._failures import SessionError, describe_failure
-from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
+from chat_mcp_primer.workspace_mcp._settings import SessionSettings
 
 # Socket-level limits of the HTTP client under each session. The Clock-driven dial, discovery and
 # call timeouts are the ones that decide; these only stop a dead socket from pinning a session
 # forever. The read limit is long because a session's event stream stays open between messages.
 _TRANSPORT_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 
-DIAL_TAGS = ("workspace-mcp", "dial")
-DIAL_SLOT_TAGS = ("workspace-mcp", "dial-slot")
-CLOSE_TAGS = ("workspace-mcp", "close")
 
 ToolsChanged = Callable[[CacheKey], Awaitable[None]]
 """Told that a server's tool catalogue changed (``tools/list_changed``)."""
@@ -52,7 +49,7 @@ def shared_tls_context() -> ssl.SSLContext:
 
 
 class DialSlot:
-    """A place among the handshakes a pool runs at once (`PrimerSettings.dial_concurrency`). Released
+    """A place among the handshakes a pool runs at once (`SessionSettings.dial_concurrency`). Released
     once, by whichever comes first: the session is ready, it failed, or its time in the slot is up."""
 
     __slots__ = ("_held", "_on_acquired", "_semaphore", "timer")
@@ -172,7 +169,7 @@ class McpSession:
             failure = self._failure
             raise SessionError(self.endpoint.server, describe_failure(failure) if failure else "session closed")
 
-    async def _own(self, settings: PrimerSettings, tls: ssl.SSLContext | bool, slot: DialSlot) -> None:
+    async def _own(self, settings: SessionSettings, tls: ssl.SSLContext | bool, slot: DialSlot) -> None:
         guard = self._guard = ResponseGuard(settings.max_response_bytes, self._refuse)
         try:
             with self._scope:
@@ -255,7 +252,7 @@ class McpSessions:
     """
 
     def __init__(
-        self, clock: Clock, settings: PrimerSettings, events: Events, on_tools_changed: ToolsChanged | None = None
+        self, clock: Clock, settings: SessionSettings, events: Events, on_tools_changed: ToolsChanged | None = None
     ) -> None:
         self._clock = clock
         self._settings = settings
@@ -293,9 +290,9 @@ class McpSessions:
         try:
             # Give sessions a moment to end politely (the server is told the session is over); a hung
             # server must not hold up the end of a turn, so after the grace period they are cancelled.
-            await run_with_timeout(self._clock, self._settings.close_grace, all_closed, *CLOSE_TAGS)
+            await run_with_timeout(self._clock, self._settings.close_grace, all_closed, *tags.MCP_CLOSE)
         except TimeoutError:
-            self._events.emit("session.close_forced", sessions=sum(not s.closed for s in closing))
+            self._events.emit(EventName.SESSION_CLOSE_FORCED, sessions=sum(not s.closed for s in closing))
         finally:
             await owners.__aexit__(exc_type, exc, traceback)
 
@@ -314,7 +311,7 @@ class McpSessions:
             raise RuntimeError("McpSessions is not entered")
         if endpoint.off_origin:
             reason = "endpoint is not on the deployment's origin; not dialled"
-            self._events.emit("session.refused", server=key.server, agent_id=key.agent_id, reason=reason)
+            self._events.emit(EventName.SESSION_REFUSED, server=key.server, agent_id=key.agent_id, reason=reason)
             raise SessionError(key.server, reason)
         self.reap_idle()
         session = self._sessions.get(key)
@@ -323,11 +320,11 @@ class McpSessions:
                 session.close()
             session = McpSession(key, endpoint, self._on_tools_changed, self._clock.now(), self._refused)
             self._sessions[key] = session
-            self._events.emit("session.dialing", server=key.server, agent_id=key.agent_id)
+            self._events.emit(EventName.SESSION_DIALING, server=key.server, agent_id=key.agent_id)
             self._live.add(session)
             self._owners.start_soon(self._own, session, shared_tls_context() if endpoint.verify_tls else False)
         try:
-            await run_with_timeout(self._clock, self._settings.dial_timeout, session._wait_ready, *DIAL_TAGS)
+            await run_with_timeout(self._clock, self._settings.dial_timeout, session._wait_ready, *tags.MCP_DIAL)
         except BaseException:
             self.discard(session)
             raise
@@ -335,7 +332,7 @@ class McpSessions:
         return session
 
     def _refused(self, key: CacheKey, reason: str) -> None:
-        self._events.emit("session.response_refused", server=key.server, agent_id=key.agent_id, reason=reason)
+        self._events.emit(EventName.SESSION_RESPONSE_REFUSED, server=key.server, agent_id=key.agent_id, reason=reason)
 
     def _start_slot_timer(self, slot: DialSlot) -> None:
         if self._owners is not None:
@@ -343,7 +340,7 @@ class McpSessions:
 
     async def _end_slot(self, slot: DialSlot) -> None:
         with slot.timer:
-            await self._clock.sleep(self._settings.dial_slot_seconds, *DIAL_SLOT_TAGS)
+            await self._clock.sleep(self._settings.dial_slot_seconds, *tags.MCP_DIAL_SLOT)
             slot.release()
 
     def release(self, keys: Iterable[CacheKey]) -> None:
@@ -360,7 +357,9 @@ class McpSessions:
         cutoff = self._clock.now() - self._settings.session_idle_timeout
         for session in list(self._sessions.values()):
             if session.last_used < cutoff:
-                self._events.emit("session.idle_closed", server=session.key.server, agent_id=session.key.agent_id)
+                self._events.emit(
+                    EventName.SESSION_IDLE_CLOSED, server=session.key.server, agent_id=session.key.agent_id
+                )
                 self.discard(session)
 
     def discard(self, session: McpSession) -> None:
@@ -378,11 +377,11 @@ class McpSessions:
     async def _own(self, session: McpSession, tls: ssl.SSLContext | bool) -> None:
         slot = DialSlot(self._handshakes, self._start_slot_timer)
         if self._handshakes.value == 0:
-            self._events.emit("session.dial_queued", server=session.key.server, agent_id=session.key.agent_id)
+            self._events.emit(EventName.SESSION_DIAL_QUEUED, server=session.key.server, agent_id=session.key.agent_id)
         try:
             await session._own(self._settings, tls, slot)
         finally:
             self._live.discard(session)
-            self._events.emit("session.closed", server=session.key.server, agent_id=session.key.agent_id)
+            self._events.emit(EventName.SESSION_CLOSED, server=session.key.server, agent_id=session.key.agent_id)
             if self._sessions.get(session.key) is session:
                 del self._sessions[session.key]

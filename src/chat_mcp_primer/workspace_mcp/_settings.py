@@ -1,21 +1,45 @@
+"""The settings of workspace MCP, by concern: the primer and held step, MCP sessions, listings.
+
+Each component is handed the one that holds what it reads. Every field is a knob a test or an operator
+may turn, never a module constant, and says why it has its default.
+"""
+
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Literal
 
 McpMode = Literal["auto", "legacy"]
 Strategy = Literal["primed", "reference"]
 
 
+def _check(settings: object, names: tuple[str, ...], holds: Callable[[float], bool], what: str) -> None:
+    for name in names:
+        if not holds(getattr(settings, name)):
+            raise ValueError(f"{type(settings).__name__}.{name} must {what}")
+
+
+def _not_negative(value: float) -> bool:
+    return value >= 0
+
+
+def _positive(value: float) -> bool:
+    return value > 0
+
+
+def _at_least_one(value: float) -> bool:
+    return value >= 1
+
+
 @dataclass(frozen=True, slots=True)
 class PrimerSettings:
-    """How discovery of a workspace's MCP tools waits, retries and gives up.
+    """How discovery of a workspace's MCP tools waits, retries and gives up, and how a step is held for it.
 
     ``strategy="primed"`` (the default) closes the reference's gaps: pauses that start short and end
     early when something says a retry may now succeed, a bounded wait for the primer before the next
     step, no budget spent on a workspace without MCP servers. ``strategy="reference"`` reproduces Coder's
     chat daemon exactly, gaps included, for side-by-side comparison. The budgets are the reference's.
-    Every field is a knob a test or an operator may turn, never a module constant.
     """
 
     strategy: Strategy = "primed"
@@ -55,9 +79,24 @@ class PrimerSettings:
     # Primed: while an endpoint refuses connections, how often to knock (a bare TCP connect, no MCP
     # traffic) to learn the moment it starts to accept.
     probe_interval: float = 0.1
-    # One listing (all pages). Longer than a workspace agent's own 30 s MCP connect timeout, so a cold
-    # server's first connect can settle instead of being cut off just before it answers.
-    discovery_timeout: float = 35.0
+    # How many chats may start a turn, a primer or a discovery attempt, or go on after an attempt, in one
+    # pass of the event loop; the others wait for later passes. Each does 30 to 70 µs of work before it
+    # waits again, so a thousand woken at once (their servers listed together, their primers started
+    # together) would stall the loop for 50 ms; 32 keep a pass near 2 ms, and a thousand still go
+    # through in ~30 passes. Every turn of a runtime shares one pacer.
+    admissions_per_pass: int = 32
+
+    def __post_init__(self) -> None:
+        _check(self, tuple(f.name for f in fields(self) if f.name != "strategy"), _not_negative, "not be negative")
+        positive = ("retry_interval", "first_pause", "probe_interval", "prepare_poll_interval")
+        _check(self, positive, _positive, "be positive")
+        _check(self, ("max_attempts", "admissions_per_pass"), _at_least_one, "be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """How MCP sessions to workspace servers are dialled, kept, bounded and closed."""
+
     # Connecting and negotiating one MCP session; a cold agent may take most of this to accept.
     dial_timeout: float = 30.0
     # How many MCP handshakes may run at once. One costs about 6 ms of CPU in the SDK; a hundred at once
@@ -67,24 +106,16 @@ class PrimerSettings:
     # A handshake still unfinished after this long gives up its place (it goes on, bounded by
     # dial_timeout): a hung server must not hold up everyone else's dials. A healthy one takes ~25 ms.
     dial_slot_seconds: float = 1.0
-    # How many chats may start a turn, a primer or a discovery attempt, or go on after an attempt, in one
-    # pass of the event loop; the others wait for later passes. Each does 30 to 70 µs of work before it
-    # waits again, so a thousand woken at once (their servers listed together, their primers started
-    # together) would stall the loop for 50 ms; 32 keep a pass near 2 ms, and a thousand still go
-    # through in ~30 passes. The turns of a runtime used as a context manager share one pacer.
-    admissions_per_pass: int = 32
     # A workspace tool may run a build or a test suite; five minutes bounds a hung server without
     # cutting real work short.
     call_timeout: float = 300.0
-    # When a turn ends its sessions are closed politely (the server hears that the session is over);
-    # a server that does not answer within this grace period is cut off, so it cannot hold up the turn.
+    # When sessions end they are closed politely (the server hears that the session is over); a server
+    # that does not answer within this grace period is cut off, so it cannot hold up the end.
     close_grace: float = 1.0
     # A session that listed tools stays open for later attempts, turns and chats of the same agent; one
     # unused this long is closed (checked whenever sessions are used). Five minutes spans the pauses of a
     # conversation without keeping connections to forgotten workspaces.
     session_idle_timeout: float = 300.0
-    # A paginated listing longer than this is treated as a server fault (likely a cursor bug).
-    max_list_pages: int = 100
     # Every response a workspace server sends (a JSON answer, an error, one event of an event stream) is
     # counted as it arrives and cut off past this, before it is parsed; the session is then dropped. 8 MiB
     # holds a listing of thousands of tools with long descriptions and schemas, while a hostile or broken
@@ -92,6 +123,25 @@ class PrimerSettings:
     # objects takes up to ~60 times its size (8 MiB of minimal tools, ~470 MB): lower this where memory is
     # tight and catalogues are small.
     max_response_bytes: int = 8 * 1024 * 1024
+    # How MCP sessions negotiate: "auto" probes the 2026 protocol first, "legacy" goes straight to
+    # the initialize handshake (saves the probe against old servers).
+    mcp_mode: McpMode = "auto"
+
+    def __post_init__(self) -> None:
+        times = ("dial_timeout", "dial_slot_seconds", "call_timeout", "close_grace", "session_idle_timeout")
+        _check(self, times, _not_negative, "not be negative")
+        _check(self, ("dial_concurrency", "max_response_bytes"), _at_least_one, "be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class ListingLimits:
+    """What one server's tool listing may take: time, pages, tools, and the size of each tool."""
+
+    # One listing (all pages). Longer than a workspace agent's own 30 s MCP connect timeout, so a cold
+    # server's first connect can settle instead of being cut off just before it answers.
+    discovery_timeout: float = 35.0
+    # A paginated listing longer than this is treated as a server fault (likely a cursor bug).
+    max_list_pages: int = 100
     # A listing (all its pages) with more tools than this is refused whole. No model can be offered that
     # many at once; 10,000 is the largest catalogue listed, offered and called end to end in the tests
     # (a few tens of MB parsed), while millions spread over pages would each fit the byte bound.
@@ -100,29 +150,9 @@ class PrimerSettings:
     max_description_chars: int = 4_096
     # An input schema larger than this (serialised) is refused: it would crowd the model's context.
     max_schema_bytes: int = 65_536
-    # How MCP sessions negotiate: "auto" probes the 2026 protocol first, "legacy" goes straight to
-    # the initialize handshake (saves the probe against old servers).
-    mcp_mode: McpMode = "auto"
 
     def __post_init__(self) -> None:
-        names: tuple[str, ...] = ("max_wait", "retry_interval", "discovery_timeout", "dial_timeout")
-        names += ("dial_slot_seconds", "call_timeout", "close_grace")
-        names += ("first_pause", "prepare_wait", "prepare_poll_interval", "prepare_poll_patience")
-        for name in (*names, "prepare_poll_max_interval", "probe_interval"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"PrimerSettings.{name} must not be negative")
-        if self.retry_interval == 0:
-            raise ValueError("PrimerSettings.retry_interval must be positive")
-        if self.session_idle_timeout < 0:
-            raise ValueError("PrimerSettings.session_idle_timeout must not be negative")
-        if 0 in (self.first_pause, self.probe_interval, self.prepare_poll_interval):
-            raise ValueError("PrimerSettings.first_pause, probe_interval and prepare_poll_interval must be positive")
-        if self.max_attempts < 1:
-            raise ValueError("PrimerSettings.max_attempts must be at least 1")
-        if self.dial_concurrency < 1:
-            raise ValueError("PrimerSettings.dial_concurrency must be at least 1")
-        if self.admissions_per_pass < 1:
-            raise ValueError("PrimerSettings.admissions_per_pass must be at least 1")
-        for name in ("max_list_pages", "max_response_bytes", "max_tools_per_server"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"PrimerSettings.{name} must be at least 1")
+        _check(
+            self, ("discovery_timeout", "max_description_chars", "max_schema_bytes"), _not_negative, "not be negative"
+        )
+        _check(self, ("max_list_pages", "max_tools_per_server"), _at_least_one, "be at least 1")

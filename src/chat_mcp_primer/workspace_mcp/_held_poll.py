@@ -1,11 +1,20 @@
-"""When the poll that stands in for held model steps looks next for an agent's tools."""
+"""The poll that stands in for held model steps: it looks for an agent's tools on a schedule of its own."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult
+from chat_mcp_primer.clock import Clock, tags
+from chat_mcp_primer.events import EventName, Events
+from chat_mcp_primer.workspace_mcp._bus import AgentKey, Feed, Publish, Wake, WakeKind
+from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult, Outcome
 from chat_mcp_primer.workspace_mcp._failures import REFUSED
+from chat_mcp_primer.workspace_mcp._probe import accepts_connections
+from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
+
+LookForTools = Callable[[], Awaitable[DiscoveryResult]]
+"""One discovery attempt for an agent's tools; its outcome is OK when every one of its servers listed some."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +80,49 @@ class PollSchedule:
         if now - self._answering_since >= self._patience:
             self._pause = min(self._longest, self._pause * 2)
         return NextLook(self._pause)
+
+
+def tools_poll(agent: AgentKey, look: LookForTools, clock: Clock, settings: PrimerSettings, events: Events) -> Feed:
+    """``look`` for the tools of ``agent`` on the `PollSchedule`; publish once they are all listed.
+
+    A held step stands in for the model steps it holds back, each of which would have listed once. Run
+    as a feed of the agent's bus, one poll serves every step held on the agent: a thousand chats held
+    on a hundred agents make a hundred looks per interval, not a thousand wake-ups. The first demander's
+    ``look`` is the one used (every chat of an agent looks the same way), and the schedule is the
+    agent's, however late a chat joins it.
+    """
+
+    async def poll(publish: Publish) -> None:
+        schedule = PollSchedule(
+            interval=settings.prepare_poll_interval,
+            patience=settings.prepare_poll_patience,
+            longest=settings.prepare_poll_max_interval,
+        )
+        next_look = schedule.first
+        while True:
+            await clock.sleep(next_look.pause, *tags.PREPARE_POLL)
+            if next_look.knock_first and not await _any_accepts(next_look.knock_first, clock, settings.probe_interval):
+                continue  # still refused: no dial, no listing
+            result = await look()
+            if result.outcome is Outcome.OK:
+                publish(Wake(WakeKind.TOOLS_LISTED, "every server listed"))
+                return
+            was_backing_off = schedule.backing_off
+            next_look = schedule.after(result, clock.now())
+            if schedule.backing_off and not was_backing_off:
+                workspace_id, agent_id = agent
+                events.emit(
+                    EventName.PREPARE_POLL_BACKING_OFF,
+                    workspace_id=workspace_id,
+                    agent_id=agent_id,
+                    outcome=result.outcome.value,
+                )
+
+    return poll
+
+
+async def _any_accepts(urls: tuple[str, ...], clock: Clock, within: float) -> bool:
+    for url in urls:
+        if await accepts_connections(url, clock, within):
+            return True
+    return False

@@ -1,0 +1,42 @@
+"""The tags of every wait the library makes, in one place: a test clock traps or skips a wait by them.
+
+``MockClock.trap(*tags.PRIMER_RETRY)`` catches the primer's next pause; a real clock ignores tags.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+Tags = tuple[str, ...]
+
+# Added to the tags of every timeout's timer, so a test clock can tell a deadline that only cuts a wait
+# short from one that drives the schedule (`MockClock.autojump` never jumps to a timeout).
+TIMEOUT: Final = "timeout"
+
+# The primer's pause between discovery attempts.
+PRIMER_RETRY: Final[Tags] = ("primer", "retry")
+# The connection probe: its pause between knocks on a refused endpoint, and one knock's timeout.
+PRIMER_PROBE: Final[Tags] = ("primer", "probe")
+# A held step's bound (`PrimerSettings.prepare_wait`), kept by one deadline task for every held step.
+PREPARE_WAIT: Final[Tags] = ("prepare", "wait")
+# The pause of the poll that looks for an agent's tools while steps are held for its primers.
+PREPARE_POLL: Final[Tags] = ("prepare", "poll")
+
+# Dialling one MCP session (`SessionSettings.dial_timeout`).
+MCP_DIAL: Final[Tags] = ("workspace-mcp", "dial")
+# A handshake's time in its place among the concurrent ones (`SessionSettings.dial_slot_seconds`).
+MCP_DIAL_SLOT: Final[Tags] = ("workspace-mcp", "dial-slot")
+# Closing sessions politely before they are cut off (`SessionSettings.close_grace`).
+MCP_CLOSE: Final[Tags] = ("workspace-mcp", "close")
+# One server's whole listing (`ListingLimits.discovery_timeout`).
+MCP_LIST: Final[Tags] = ("workspace-mcp", "list")
+# One workspace tool call (`SessionSettings.call_timeout`).
+MCP_CALL: Final[Tags] = ("workspace-mcp", "call")
+
+# One request to Coder's API, and the pause before retrying one that failed for a reason worth retrying.
+CODER_REQUEST: Final[Tags] = ("coder", "request")
+CODER_RETRY: Final[Tags] = ("coder", "retry")
+# The pauses between looks at a build, at an agent's connection, and at its startup scripts.
+CODER_BUILD_POLL: Final[Tags] = ("coder", "build-poll")
+CODER_AGENT_POLL: Final[Tags] = ("coder", "agent-poll")
+CODER_LIFECYCLE_POLL: Final[Tags] = ("coder", "lifecycle-poll")

@@ -1,0 +1,146 @@
+"""The primer of one chat's turn: started when its agent is ready, woken by the agent's bus."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+
+from chat_mcp_primer._tasks import BackgroundTasks
+from chat_mcp_primer.events import EventName, Events
+from chat_mcp_primer.model import WorkspaceBinding
+from chat_mcp_primer.workspace import McpEndpoint, WorkspaceMcpSource
+from chat_mcp_primer.workspace_mcp._bus import AgentBus, Unsubscribe, Wake, WakeKind
+from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult
+from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
+from chat_mcp_primer.workspace_mcp._probe import connection_probe
+from chat_mcp_primer.workspace_mcp._signal import Signal
+from chat_mcp_primer.workspace_mcp._workspace_watch import workspace_changes
+
+if TYPE_CHECKING:
+    from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
+
+# What ends a primer's pause: anything that says a retry may now find more. The held-step poll's "every
+# server listed" is not among them: the listing it made was already published as SERVER_LISTED.
+_WAKES_PRIMER = frozenset({WakeKind.WORKSPACE_CHANGED, WakeKind.ENDPOINT_ACCEPTS, WakeKind.TOOLS_CHANGED})
+_WAKES_PRIMER |= {WakeKind.SERVER_LISTED}
+# Wake-ups from outside discovery, reported as a ``primer.signal`` event.
+_SIGNALS = frozenset({WakeKind.WORKSPACE_CHANGED, WakeKind.ENDPOINT_ACCEPTS})
+
+
+@dataclass(slots=True)
+class PrimerRun:
+    """One primer's run: the scope that cancels it, the event set when it ends, and its report."""
+
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    ended: anyio.Event = field(default_factory=anyio.Event)
+    report: PrimerReport | None = None
+
+
+class TurnPrimer:
+    """At most one primer at a time for the turn: a new one replaces it, a rebind cancels it, and the
+    turn's end cancels and awaits it (it runs among the turn's tasks).
+
+    While it runs, with a strategy that wakes early, it demands the feeds that can tell it a retry may
+    now succeed, on the agent's bus: the workspace's change stream, and a probe of each endpoint that
+    refused connections at the latest attempt. ``on_end`` hears of every run's end, whichever way.
+    """
+
+    __slots__ = ("_attempt", "_events", "_feeds", "_hub", "_on_end", "_probes", "_run", "_wake", "reports")
+
+    def __init__(
+        self,
+        hub: WorkspaceMcpHub,
+        events: Events,
+        attempt: Callable[[], Awaitable[DiscoveryResult]],
+        on_end: Callable[[PrimerRun], None],
+    ) -> None:
+        self._hub = hub
+        self._events = events
+        self._attempt = attempt
+        self._on_end = on_end
+        self._run: PrimerRun | None = None
+        self._wake = Signal()
+        # While a primer runs with early wake-ups: the bus it hears, and its demand of the workspace watch.
+        self._feeds: tuple[AgentBus, Unsubscribe] | None = None
+        self._probes: dict[str, Unsubscribe] = {}
+        self.reports: list[PrimerReport] = []
+
+    @property
+    def latest(self) -> PrimerRun | None:
+        return self._run
+
+    def start(
+        self, tasks: BackgroundTasks, bus: AgentBus | None, source: WorkspaceMcpSource, binding: WorkspaceBinding
+    ) -> None:
+        """Start a primer for ``binding``'s agent (heard on ``bus``), replacing one that runs."""
+        self.cancel()
+        run = self._run = PrimerRun()
+        tasks.start_soon(self._prime, run, bus, source, binding)
+
+    def cancel(self) -> None:
+        if self._run is not None:
+            self._run.scope.cancel()
+
+    async def wait(self) -> PrimerReport | None:
+        """Wait until the latest primer has ended; its report, or None when none ran or it was cancelled."""
+        run = self._run
+        if run is None:
+            return None
+        await run.ended.wait()
+        return run.report if run is self._run else None
+
+    def woken(self, wake: Wake) -> None:
+        """The agent's bus spoke: end the running primer's pause, if this wake is one that may help it."""
+        if self._feeds is None or wake.kind not in _WAKES_PRIMER:
+            return
+        if wake.kind in _SIGNALS:
+            self._events.emit(EventName.PRIMER_SIGNAL, reason=wake.detail)
+        self._wake.set()
+
+    def refused(self, endpoints: Sequence[McpEndpoint]) -> None:
+        """The latest attempt found ``endpoints`` refusing connections: while a primer runs, probe exactly
+        those (a probe that saw its endpoint accept has ended; one refused again is demanded afresh)."""
+        if self._feeds is None:
+            return
+        bus = self._feeds[0]
+        settings = self._hub.strategy.settings
+        probes = {
+            e.url: bus.demand(("probe", e.url), connection_probe(e, self._hub.clock, settings.probe_interval))
+            for e in endpoints
+        }
+        for withdraw in self._probes.values():  # after the new demands: a probe still wanted keeps running
+            withdraw()
+        self._probes = probes
+
+    async def _prime(
+        self, run: PrimerRun, bus: AgentBus | None, source: WorkspaceMcpSource, binding: WorkspaceBinding
+    ) -> None:
+        try:
+            with run.scope:
+                await self._hub.pacer.admit()  # primers started together (a burst of ready agents) start paced
+                report = await self._woken_primer(bus, source, binding)
+                self.reports.append(report)
+                run.report = report
+        finally:
+            run.ended.set()  # on every path: a step held for this primer ends with it
+            self._on_end(run)
+
+    async def _woken_primer(
+        self, bus: AgentBus | None, source: WorkspaceMcpSource, binding: WorkspaceBinding
+    ) -> PrimerReport:
+        hub = self._hub
+        strategy = hub.strategy
+        if not strategy.wakes_early or bus is None:
+            return await run_primer(self._attempt, hub.clock, strategy, self._events)
+        self._feeds = (bus, bus.demand("watch", workspace_changes(source, binding, hub.events)))
+        self._wake.clear()  # the primer attempts at once: whatever was signalled before is covered
+        try:
+            return await run_primer(self._attempt, hub.clock, strategy, self._events, wake=self._wake)
+        finally:
+            feeds, self._feeds = self._feeds, None
+            for withdraw in (feeds[1], *self._probes.values()):
+                withdraw()
+            self._probes = {}
