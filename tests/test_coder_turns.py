@@ -14,7 +14,6 @@ import anyio
 import pytest
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, WorkspaceBinding
-from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
     FakeAgent,
@@ -28,7 +27,7 @@ from chat_mcp_primer.testing import (
     call,
     echo_tools,
 )
-from chat_mcp_primer.tools import CoderWorkspaceTools
+from chat_mcp_primer.tools import CoderWorkspaces
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
 from chat_mcp_primer.workspace_mcp import PrimerSettings, Strategy
 
@@ -84,7 +83,7 @@ async def run(
 ) -> Chat:
     runtime = ChatRuntime(
         model,
-        workspaces=WorkspacesFrom(backend, tools=CoderWorkspaceTools(backend)),
+        workspaces=CoderWorkspaces(backend),
         clock=clock,
         on_event=events,
         primer=PrimerSettings(strategy=strategy),
@@ -253,7 +252,7 @@ async def test_chats_waiting_on_one_workspace_share_one_watch_stream(
     )
     runtime = ChatRuntime(
         model,
-        workspaces=WorkspacesFrom(backend, tools=CoderWorkspaceTools(backend)),
+        workspaces=CoderWorkspaces(backend),
         clock=clock,
         on_event=event_log,
     )

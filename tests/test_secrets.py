@@ -17,7 +17,6 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse
-from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
     FakeAgent,
@@ -31,7 +30,7 @@ from chat_mcp_primer.testing import (
     call,
     echo_tools,
 )
-from chat_mcp_primer.tools import CoderWorkspaceTools
+from chat_mcp_primer.tools import CoderWorkspaces
 from chat_mcp_primer.workspace.coder import TOKEN_HEADER, CoderBackend, CoderClient, CoderError, Workspace
 from chat_mcp_primer.workspace_mcp import CacheKey, SessionSettings
 from chat_mcp_primer.workspace_mcp._sessions import McpSessions
@@ -58,7 +57,7 @@ def coder_runtime(
     backend = CoderBackend(client)
     return backend, ChatRuntime(
         model,
-        workspaces=WorkspacesFrom(backend, tools=CoderWorkspaceTools(backend)),
+        workspaces=CoderWorkspaces(backend),
         clock=clock,
         on_event=event_log,
     )

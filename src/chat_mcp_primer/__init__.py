@@ -3,7 +3,7 @@
 from chat_mcp_primer._errors import ChatMcpPrimerError, ToolArgumentError
 from chat_mcp_primer.chatloop import StopReason, ToolResultLimits
 from chat_mcp_primer.clock import Clock, SystemClock
-from chat_mcp_primer.events import Event
+from chat_mcp_primer.events import Event, EventName
 from chat_mcp_primer.model import (
     Attachment,
     Chat,
@@ -17,11 +17,19 @@ from chat_mcp_primer.model import (
     ToolSpec,
     WorkspaceBinding,
 )
-from chat_mcp_primer.runtime import ChatRuntime, RuntimeClosedError, TurnResult
-from chat_mcp_primer.tools import CoderWorkspaceTools
-from chat_mcp_primer.workspace import AgentMcp, McpEndpoint, WorkspaceMcpSource
+from chat_mcp_primer.runtime import ChatRuntime, RuntimeClosedError, TurnResult, Workspaces, WorkspacesFrom
+from chat_mcp_primer.tools import CoderWorkspaces, CoderWorkspaceTools
+from chat_mcp_primer.workspace import AgentMcp, InMemoryWorkspaces, McpEndpoint, WorkspaceMcpSource
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient, CoderError, CoderSettings, ReadinessSettings
-from chat_mcp_primer.workspace_mcp import MemoryToolCache, PrimerSettings, SessionError, ToolCache, TurnWorkspace
+from chat_mcp_primer.workspace_mcp import (
+    ListingLimits,
+    MemoryToolCache,
+    PrimerSettings,
+    SessionError,
+    SessionSettings,
+    ToolCache,
+    TurnWorkspace,
+)
 
 __all__ = [
     "AgentMcp",
@@ -35,7 +43,11 @@ __all__ = [
     "CoderError",
     "CoderSettings",
     "CoderWorkspaceTools",
+    "CoderWorkspaces",
     "Event",
+    "EventName",
+    "InMemoryWorkspaces",
+    "ListingLimits",
     "McpEndpoint",
     "MemoryToolCache",
     "Message",
@@ -46,6 +58,7 @@ __all__ = [
     "ReadinessSettings",
     "RuntimeClosedError",
     "SessionError",
+    "SessionSettings",
     "StopReason",
     "SystemClock",
     "Tool",
@@ -59,4 +72,6 @@ __all__ = [
     "TurnWorkspace",
     "WorkspaceBinding",
     "WorkspaceMcpSource",
+    "Workspaces",
+    "WorkspacesFrom",
 ]

@@ -19,7 +19,6 @@ import pytest
 from _harness import GUARD_S
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, TurnResult, WorkspaceBinding
-from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
     FakeAgent,
@@ -34,7 +33,7 @@ from chat_mcp_primer.testing import (
     echo_tools,
     serve_fake_coder,
 )
-from chat_mcp_primer.tools import CoderWorkspaceTools
+from chat_mcp_primer.tools import CoderWorkspaces
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
 from chat_mcp_primer.workspace_mcp import ListingLimits, MemoryToolCache, PrimerSettings, SessionSettings
 
@@ -181,7 +180,7 @@ async def coder_turn(
         backend = CoderBackend(client)
         runtime = ChatRuntime(
             model,
-            workspaces=WorkspacesFrom(backend, tools=CoderWorkspaceTools(backend)),
+            workspaces=CoderWorkspaces(backend),
             clock=clock,
             cache=cache,
             primer=SETTINGS,

@@ -29,6 +29,11 @@ class LoopResult:
     stop_reason: StopReason
     tools: tuple[Tool, ...]  # the tool list after the last step
 
+    @property
+    def final_text(self) -> str:
+        """The model's last answer."""
+        return next((message.text for message in reversed(self.messages) if message.role == "assistant"), "")
+
 
 def decode_arguments(raw: str) -> dict[str, object] | str:
     """The call's arguments as a JSON object, or the error text the model gets back."""

@@ -25,12 +25,12 @@ from chat_mcp_primer.cli._demo_simulator import DEMO_TEMPLATE, DemoError, Simula
 from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.events import Event
 from chat_mcp_primer.model import Chat, ModelRequest, ModelResponse, ToolCall, ToolResult, ToolSpec
-from chat_mcp_primer.runtime import ChatRuntime, TurnResult, WorkspacesFrom
+from chat_mcp_primer.runtime import ChatRuntime, TurnResult
 from chat_mcp_primer.testing import (
     free_port,
     serve_fake_coder,
 )
-from chat_mcp_primer.tools import CoderWorkspaceTools
+from chat_mcp_primer.tools import CoderWorkspaces
 from chat_mcp_primer.workspace.coder import (
     CoderBackend,
     CoderClient,
@@ -266,7 +266,7 @@ async def _run_turn(
     backend = CoderBackend(client)
     runtime = ChatRuntime(
         model,
-        workspaces=WorkspacesFrom(backend, tools=CoderWorkspaceTools(backend)),
+        workspaces=CoderWorkspaces(backend),
         tools=[TakeNotes()],
         clock=clock,
         primer=primer,

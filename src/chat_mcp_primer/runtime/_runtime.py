@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -29,11 +29,39 @@ class TurnResult:
     added: tuple[Message, ...]  # the messages this turn added, starting with the user's
     steps: int
     stop_reason: StopReason
+    text: str  # the model's last answer (the loop's `final_text`)
 
-    @property
-    def text(self) -> str:
-        """The model's last answer."""
-        return next((message.text for message in reversed(self.added) if message.role == "assistant"), "")
+
+class _RunningTurns:
+    """The turns running now, each in a cancel scope, so that `aclose` can cancel them and wait for them."""
+
+    __slots__ = ("_idle", "_scopes")
+
+    def __init__(self) -> None:
+        self._scopes: set[anyio.CancelScope] = set()
+        self._idle: anyio.Event | None = None
+
+    def __len__(self) -> int:
+        return len(self._scopes)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[anyio.CancelScope]:
+        """A scope for one turn, which counts as running until the block is left."""
+        scope = anyio.CancelScope()
+        self._scopes.add(scope)
+        try:
+            yield scope
+        finally:
+            self._scopes.discard(scope)
+            if not self._scopes and self._idle is not None:
+                self._idle.set()
+
+    async def cancel_and_wait(self) -> None:
+        for scope in list(self._scopes):
+            scope.cancel()
+        if self._scopes:
+            self._idle = self._idle or anyio.Event()
+            await self._idle.wait()
 
 
 class ChatRuntime:
@@ -84,8 +112,7 @@ class ChatRuntime:
             listing=listing,
         )
         self._tools = tuple(tools)
-        self._turns: set[anyio.CancelScope] = set()
-        self._idle: anyio.Event | None = None
+        self._turns = _RunningTurns()
         self._closed = False
         self._shared: WorkspaceMcpHub | None = None
 
@@ -115,11 +142,7 @@ class ChatRuntime:
         """Refuse new turns, cancel the running ones, and return once all of them have ended and every
         MCP session is closed."""
         self._closed = True
-        for scope in list(self._turns):
-            scope.cancel()
-        if self._turns:
-            self._idle = self._idle or anyio.Event()
-            await self._idle.wait()
+        await self._turns.cancel_and_wait()
         hub, self._shared = self._shared, None
         if hub is not None:
             await hub.__aexit__(None, None, None)
@@ -147,20 +170,14 @@ class ChatRuntime:
 
     async def _run_registered(self, chat: Chat, text: str) -> TurnResult:
         user_message = Message.user(text)
-        scope = anyio.CancelScope()
-        self._turns.add(scope)
         self.events.emit(EventName.TURN_STARTED, chat_id=chat.id)
-        try:
+        with self._turns.running() as scope:
             with scope:
                 async with self._hub_for_turn() as hub:
                     await hub.pacer.admit()  # many turns started at once begin a few per loop pass
                     result = await self._run(hub, chat, user_message)
             if scope.cancelled_caught:
                 raise RuntimeClosedError("the ChatRuntime was closed during the turn")
-        finally:
-            self._turns.discard(scope)
-            if not self._turns and self._idle is not None:
-                self._idle.set()
         self.events.emit(EventName.TURN_ENDED, chat_id=chat.id, steps=result.steps, stop_reason=result.stop_reason)
         return result
 
@@ -190,4 +207,6 @@ class ChatRuntime:
             binding = turn.binding
         added = (user_message, *loop.messages)
         updated = chat.with_messages((*chat.messages, *added)).with_workspace(binding)
-        return TurnResult(chat=updated, added=added, steps=loop.steps, stop_reason=loop.stop_reason)
+        return TurnResult(
+            chat=updated, added=added, steps=loop.steps, stop_reason=loop.stop_reason, text=loop.final_text
+        )

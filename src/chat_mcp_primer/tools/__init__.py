@@ -6,6 +6,7 @@ import anyio
 
 from chat_mcp_primer.model import Tool
 from chat_mcp_primer.tools._base import LifecycleTool, ToolContext
+from chat_mcp_primer.tools._workspaces import CoderWorkspaces
 from chat_mcp_primer.tools.create_workspace import CreateWorkspace
 from chat_mcp_primer.tools.list_templates import ListTemplates
 from chat_mcp_primer.tools.restart_workspace import RestartWorkspace
@@ -45,6 +46,7 @@ class CoderWorkspaceTools:
 __all__ = [
     "LIFECYCLE_TOOLS",
     "CoderWorkspaceTools",
+    "CoderWorkspaces",
     "CreateWorkspace",
     "LifecycleTool",
     "ListTemplates",

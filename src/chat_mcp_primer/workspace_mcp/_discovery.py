@@ -16,7 +16,8 @@ from chat_mcp_primer.workspace import AgentMcp, McpEndpoint
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
 from chat_mcp_primer.workspace_mcp._failures import describe_failure
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool, clean_listing
-from chat_mcp_primer.workspace_mcp._sessions import McpSession, McpSessions
+from chat_mcp_primer.workspace_mcp._session import McpSession
+from chat_mcp_primer.workspace_mcp._sessions import McpSessions
 from chat_mcp_primer.workspace_mcp._settings import ListingLimits
 
 

@@ -10,7 +10,8 @@ from chat_mcp_primer.workspace_mcp._cache import CacheKey
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool
 from chat_mcp_primer.workspace_mcp._naming import ToolNames
 from chat_mcp_primer.workspace_mcp._proxy import WorkspaceMcpTool
-from chat_mcp_primer.workspace_mcp._sessions import McpSession, McpSessions
+from chat_mcp_primer.workspace_mcp._session import McpSession
+from chat_mcp_primer.workspace_mcp._sessions import McpSessions
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from chat_mcp_primer.clock import Clock, run_with_timeout, tags
 from chat_mcp_primer.model import Attachment, ToolResult, ToolSpec
 from chat_mcp_primer.workspace_mcp._failures import describe_failure
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool
-from chat_mcp_primer.workspace_mcp._sessions import McpSession
+from chat_mcp_primer.workspace_mcp._session import McpSession
 
 # A call refused because the server ended the session is made once more on a new session; never more,
 # so a server that keeps ending sessions cannot hold a call in a loop.

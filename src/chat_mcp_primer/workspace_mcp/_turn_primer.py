@@ -12,7 +12,7 @@ from chat_mcp_primer._tasks import BackgroundTasks
 from chat_mcp_primer.events import EventName, Events
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.workspace import McpEndpoint, WorkspaceMcpSource
-from chat_mcp_primer.workspace_mcp._bus import AgentBus, Unsubscribe, Wake, WakeKind
+from chat_mcp_primer.workspace_mcp._bus import AgentBus, Feed, Unsubscribe, Wake, WakeKind
 from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult
 from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
 from chat_mcp_primer.workspace_mcp._probe import connection_probe
@@ -22,21 +22,36 @@ from chat_mcp_primer.workspace_mcp._workspace_watch import workspace_changes
 if TYPE_CHECKING:
     from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
 
-# What ends a primer's pause: anything that says a retry may now find more. The held-step poll's "every
-# server listed" is not among them: the listing it made was already published as SERVER_LISTED.
-_WAKES_PRIMER = frozenset({WakeKind.WORKSPACE_CHANGED, WakeKind.ENDPOINT_ACCEPTS, WakeKind.TOOLS_CHANGED})
-_WAKES_PRIMER |= {WakeKind.SERVER_LISTED}
-# Wake-ups from outside discovery, reported as a ``primer.signal`` event.
-_SIGNALS = frozenset({WakeKind.WORKSPACE_CHANGED, WakeKind.ENDPOINT_ACCEPTS})
+# Every wake-up ends a primer's pause (a retry may now find more), but the held-step poll's "every server
+# listed": the listing it made was already published as SERVER_LISTED.
+_NOT_FOR_THE_PRIMER = frozenset({WakeKind.TOOLS_LISTED})
+# Discovery's own news; every other wake-up comes from outside it and is reported as ``primer.signal``.
+_DISCOVERY_NEWS = frozenset({WakeKind.TOOLS_CHANGED, WakeKind.SERVER_LISTED, WakeKind.TOOLS_LISTED})
 
 
 @dataclass(slots=True)
 class PrimerRun:
-    """One primer's run: the scope that cancels it, the event set when it ends, and its report."""
+    """One primer's run: the scope that cancels it, the event set when it ends, and its report; while it
+    runs with early wake-ups, the bus it hears, the signal that ends its pause, and its demands of the
+    bus's feeds (the workspace watch, a probe per refused endpoint)."""
 
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     ended: anyio.Event = field(default_factory=anyio.Event)
     report: PrimerReport | None = None
+    bus: AgentBus | None = None
+    wake: Signal = field(default_factory=Signal)
+    watch: Unsubscribe | None = None
+    probes: dict[str, Unsubscribe] = field(default_factory=dict)
+
+    def hear(self, bus: AgentBus, watch: Feed) -> None:
+        self.bus = bus
+        self.watch = bus.demand("watch", watch)
+
+    def stop_hearing(self) -> None:
+        for withdraw in (self.watch, *self.probes.values()):
+            if withdraw is not None:
+                withdraw()
+        self.bus, self.watch, self.probes = None, None, {}
 
 
 class TurnPrimer:
@@ -48,7 +63,7 @@ class TurnPrimer:
     refused connections at the latest attempt. ``on_end`` hears of every run's end, whichever way.
     """
 
-    __slots__ = ("_attempt", "_events", "_feeds", "_hub", "_on_end", "_probes", "_run", "_wake", "reports")
+    __slots__ = ("_attempt", "_events", "_hub", "_on_end", "_run", "reports")
 
     def __init__(
         self,
@@ -62,10 +77,6 @@ class TurnPrimer:
         self._attempt = attempt
         self._on_end = on_end
         self._run: PrimerRun | None = None
-        self._wake = Signal()
-        # While a primer runs with early wake-ups: the bus it hears, and its demand of the workspace watch.
-        self._feeds: tuple[AgentBus, Unsubscribe] | None = None
-        self._probes: dict[str, Unsubscribe] = {}
         self.reports: list[PrimerReport] = []
 
     @property
@@ -94,26 +105,26 @@ class TurnPrimer:
 
     def woken(self, wake: Wake) -> None:
         """The agent's bus spoke: end the running primer's pause, if this wake is one that may help it."""
-        if self._feeds is None or wake.kind not in _WAKES_PRIMER:
+        run = self._run
+        if run is None or run.bus is None or wake.kind in _NOT_FOR_THE_PRIMER:
             return
-        if wake.kind in _SIGNALS:
+        if wake.kind not in _DISCOVERY_NEWS:
             self._events.emit(EventName.PRIMER_SIGNAL, reason=wake.detail)
-        self._wake.set()
+        run.wake.set()
 
     def refused(self, endpoints: Sequence[McpEndpoint]) -> None:
         """The latest attempt found ``endpoints`` refusing connections: while a primer runs, probe exactly
         those (a probe that saw its endpoint accept has ended; one refused again is demanded afresh)."""
-        if self._feeds is None:
+        run = self._run
+        if run is None or run.bus is None:
             return
-        bus = self._feeds[0]
-        settings = self._hub.strategy.settings
+        interval = self._hub.strategy.settings.probe_interval
         probes = {
-            e.url: bus.demand(("probe", e.url), connection_probe(e, self._hub.clock, settings.probe_interval))
-            for e in endpoints
+            e.url: run.bus.demand(("probe", e.url), connection_probe(e, self._hub.clock, interval)) for e in endpoints
         }
-        for withdraw in self._probes.values():  # after the new demands: a probe still wanted keeps running
+        for withdraw in run.probes.values():  # after the new demands: a probe still wanted keeps running
             withdraw()
-        self._probes = probes
+        run.probes = probes
 
     async def _prime(
         self, run: PrimerRun, bus: AgentBus | None, source: WorkspaceMcpSource, binding: WorkspaceBinding
@@ -121,7 +132,7 @@ class TurnPrimer:
         try:
             with run.scope:
                 await self._hub.pacer.admit()  # primers started together (a burst of ready agents) start paced
-                report = await self._woken_primer(bus, source, binding)
+                report = await self._woken_primer(run, bus, source, binding)
                 self.reports.append(report)
                 run.report = report
         finally:
@@ -129,18 +140,14 @@ class TurnPrimer:
             self._on_end(run)
 
     async def _woken_primer(
-        self, bus: AgentBus | None, source: WorkspaceMcpSource, binding: WorkspaceBinding
+        self, run: PrimerRun, bus: AgentBus | None, source: WorkspaceMcpSource, binding: WorkspaceBinding
     ) -> PrimerReport:
         hub = self._hub
         strategy = hub.strategy
         if not strategy.wakes_early or bus is None:
             return await run_primer(self._attempt, hub.clock, strategy, self._events)
-        self._feeds = (bus, bus.demand("watch", workspace_changes(source, binding, hub.events)))
-        self._wake.clear()  # the primer attempts at once: whatever was signalled before is covered
+        run.hear(bus, workspace_changes(source, binding, hub.events))
         try:
-            return await run_primer(self._attempt, hub.clock, strategy, self._events, wake=self._wake)
+            return await run_primer(self._attempt, hub.clock, strategy, self._events, wake=run.wake)
         finally:
-            feeds, self._feeds = self._feeds, None
-            for withdraw in (feeds[1], *self._probes.values()):
-                withdraw()
-            self._probes = {}
+            run.stop_hearing()
