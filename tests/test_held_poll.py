@@ -154,3 +154,24 @@ async def test_a_refused_endpoint_is_knocked_on_not_dialled_and_gets_the_full_ra
     refused = [event.at for event in event_log.named("discovery.server_failed") if event.at < starts_at]
     # The primer's attempts and the poll's first look, which found it refusing: not one every poll interval.
     assert len(refused) == primer_attempts_before(event_log, starts_at) + 1
+
+
+@pytest.mark.parametrize(
+    ("ready_at", "reason"),
+    [(0.0, "primer ended"), (5.0, "tools listed"), (math.inf, "bound")],
+    ids=["the-primer-found-them", "the-poll-found-them", "never"],
+)
+async def test_a_held_step_says_why_it_went_on(
+    clock: MockClock,
+    workspaces: InMemoryWorkspaces,
+    make_turn: Callable[..., TurnWorkspace],
+    event_log: EventRecorder,
+    ready_at: float,
+    reason: str,
+) -> None:
+    with WorkspaceMCPServer(echo_tools("grep"), name="code", clock=clock, ready_at=ready_at) as server:
+        offered, _ = await held_step(clock, workspaces, make_turn, server.endpoint())
+    [ended] = event_log.named("prepare.hold_ended")
+    assert ended.fields["reason"] == reason
+    assert ended.fields["chat_id"] == "chat-1"
+    assert offered == ([] if reason == "bound" else ["code__grep"])

@@ -27,6 +27,7 @@ class EventName(StrEnum):
     CHAT_UPDATED = "chat.updated"  # the chat was bound to a workspace, build or agent
     TOOLS_ADDED = "tools.added"  # workspace tools are offered from the next step: count, names
     PREPARE_WAITING_FOR_PRIMER = "prepare.waiting_for_primer"  # a step is held for its fresh primer
+    PREPARE_HOLD_ENDED = "prepare.hold_ended"  # the held step goes on: reason (primer ended, bound, tools listed)
     PRIMER_STARTED = "primer.started"  # the primer began for a ready agent
     PRIMER_ATTEMPT = "primer.attempt"  # one discovery attempt of the primer: attempt, outcome, tools
     PRIMER_WOKEN = "primer.woken"  # a wake-up ended the primer's pause early

@@ -82,6 +82,7 @@ class StepHolds:
             bound.clear()
             if stop_polling is not None:
                 stop_polling()
+        self._events.emit(EventName.PREPARE_HOLD_ENDED, reason=step.reason)
 
     def release(self, reason: str, primer_ended: anyio.Event | None = None) -> None:
         """End the held step (only if it is held for the primer that set ``primer_ended``, when given)."""
