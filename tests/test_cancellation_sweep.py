@@ -30,7 +30,6 @@ from typing import Any
 import anyio
 import pytest
 import sniffio
-from tests._provision import Provision
 
 import chat_mcp_primer
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse, ToolResult, ToolSpec
@@ -44,6 +43,7 @@ from chat_mcp_primer.testing import (
     FakeVersion,
     InMemoryWorkspaces,
     MockClock,
+    ProvisionTool,
     ScriptedModel,
     ServedFakeCoder,
     WorkspaceMCPServer,
@@ -350,7 +350,7 @@ class InMemoryWorld:
             model,
             backend=self.workspaces,
             tools=tools,
-            workspace_tools=lambda turn: [Provision(turn, READY)],
+            workspace_tools=lambda turn: [ProvisionTool(turn, READY)],
             clock=self.clock,
             primer=SWEEP_SETTINGS,
             cache=cache,

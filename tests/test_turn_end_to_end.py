@@ -11,7 +11,6 @@ from typing import Any
 
 import anyio
 import pytest
-from tests._provision import Provision
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, RuntimeClosedError, ToolResult, ToolSpec
 from chat_mcp_primer.model import WorkspaceBinding
@@ -19,6 +18,7 @@ from chat_mcp_primer.testing import (
     EventRecorder,
     InMemoryWorkspaces,
     MockClock,
+    ProvisionTool,
     ScriptedModel,
     WorkspaceMCPServer,
     call,
@@ -43,7 +43,7 @@ def runtime_for(
     return ChatRuntime(
         model,
         backend=workspaces,
-        workspace_tools=lambda turn: [Provision(turn, READY)],
+        workspace_tools=lambda turn: [ProvisionTool(turn, READY)],
         clock=clock,
         on_event=events,
         primer=REFERENCE,
@@ -86,7 +86,7 @@ async def test_workspace_tools_are_offered_at_the_first_step_after_the_primer_su
                 model,
                 backend=workspaces,
                 tools=[Wait()],
-                workspace_tools=lambda turn: [Provision(turn, READY)],
+                workspace_tools=lambda turn: [ProvisionTool(turn, READY)],
                 clock=clock,
                 on_event=event_log,
                 primer=REFERENCE,

@@ -6,11 +6,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
-from tests._provision import Provision
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, ToolResult, TurnResult
 from chat_mcp_primer.model import WorkspaceBinding
-from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, MockClock, ScriptedModel, ScriptStep, call
+from chat_mcp_primer.testing import (
+    EventRecorder,
+    InMemoryWorkspaces,
+    MockClock,
+    ProvisionTool,
+    ScriptedModel,
+    ScriptStep,
+    call,
+)
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace_mcp import CacheKey, MemoryToolCache, PrimerSettings, RemoteTool
 
@@ -125,7 +132,7 @@ async def run_fault_turn(
     runtime = ChatRuntime(
         model,
         backend=workspaces,
-        workspace_tools=lambda turn: [Provision(turn, READY)],
+        workspace_tools=lambda turn: [ProvisionTool(turn, READY)],
         clock=clock,
         cache=cache,
         primer=settings,
