@@ -50,9 +50,9 @@ class EventRecorder:
         Returns at once when it was already recorded. Otherwise it wakes when an event is recorded (no
         polling), and raises `EventNotRecordedError`, naming what was recorded instead, once ``within``
         seconds pass on the recorder's clock without it; ``within=None`` waits until cancelled. The
-        deadline is a sleep tagged `EVENT_WAIT_TAG`: an autojumping `MockClock` jumps to it only when
-        nothing else is pending, that is when the event can no longer come. Cancelling the caller
-        cancels the wait.
+        deadline is a sleep tagged `EVENT_WAIT_TAG`, which an autojumping `MockClock` reaches like any
+        other, after every earlier deadline: a wait for an event that never comes fails in milliseconds
+        instead of hanging. Cancelling the caller cancels the wait and its deadline.
         """
         if count < 1:
             raise ValueError(f"count counts events from 1, not {count}")
