@@ -26,8 +26,9 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def clock() -> MockClock:
-    return MockClock()
+def clock(mock_clock: MockClock) -> MockClock:
+    """The plugin's `mock_clock`, by the shorter name these tests use."""
+    return mock_clock
 
 
 @pytest.fixture

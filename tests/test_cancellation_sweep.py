@@ -28,7 +28,6 @@ from typing import Any
 import anyio
 import pytest
 import sniffio
-from tests._provision import Provision
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse, ToolResult, ToolSpec
 from chat_mcp_primer.clock import tags as clock_tags
@@ -43,6 +42,7 @@ from chat_mcp_primer.testing import (
     FakeVersion,
     InMemoryWorkspaces,
     MockClock,
+    ProvisionTool,
     ScriptedModel,
     ServedFakeCoder,
     WorkspaceMCPServer,
@@ -347,7 +347,7 @@ class InMemoryWorld:
     ) -> ChatRuntime:
         return ChatRuntime(
             model,
-            workspaces=WorkspacesFrom(self.workspaces, tools=lambda turn: [Provision(turn, READY)]),
+            workspaces=WorkspacesFrom(self.workspaces, tools=lambda turn: [ProvisionTool(turn, READY)]),
             tools=tools,
             clock=self.clock,
             primer=SWEEP_SETTINGS,

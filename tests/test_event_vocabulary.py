@@ -8,12 +8,18 @@ from pathlib import Path
 
 import anyio
 import pytest
-from tests._provision import Provision
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, WorkspaceBinding
 from chat_mcp_primer.events import AGENT_EVENTS, CHAT_EVENTS, RUNTIME_EVENTS, EventName
 from chat_mcp_primer.runtime import WorkspacesFrom
-from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, MockClock, WorkspaceMCPServer, echo_tools
+from chat_mcp_primer.testing import (
+    EventRecorder,
+    InMemoryWorkspaces,
+    MockClock,
+    ProvisionTool,
+    WorkspaceMCPServer,
+    echo_tools,
+)
 from chat_mcp_primer.testing import call as tool_call
 
 pytestmark = pytest.mark.anyio
@@ -69,7 +75,7 @@ async def test_two_chats_on_one_agent_each_get_their_own_events_and_shared_ones_
         workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
         runtime = ChatRuntime(
             ProvisionSearchAnswer(),
-            workspaces=WorkspacesFrom(workspaces, tools=lambda turn: [Provision(turn, ready)]),
+            workspaces=WorkspacesFrom(workspaces, tools=lambda turn: [ProvisionTool(turn, ready)]),
             clock=clock,
             on_event=events,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -21,7 +22,9 @@ SOURCE = ROOT / "src" / "chat_mcp_primer"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROJECT = PYPROJECT["project"]
 # The optional parts of the package and the extra that installs each; the rest is the library itself.
-EXTRA_OF_PART = {"cli": "cli", "testing": "testing"}
+EXTRA_OF_PART = {"cli": "cli", "testing": "testing", "pytest_plugin": "testing"}
+# What the program that loads a part provides, so no extra declares it: pytest loads its plugin.
+PROVIDED_BY_HOST = {"pytest_plugin": {"pytest"}}
 
 
 def canonical(name: str) -> str:
@@ -51,7 +54,7 @@ def own_declared(extra: str | None) -> set[str]:
 
 
 def part_of(path: Path) -> str | None:
-    first = path.relative_to(SOURCE).parts[0]
+    first = Path(path.relative_to(SOURCE).parts[0]).stem  # a subpackage, or a module of its own
     return first if first in EXTRA_OF_PART else None
 
 
@@ -81,15 +84,16 @@ def imports_by_part() -> dict[str | None, dict[str, set[str]]]:
 @pytest.mark.parametrize("part", [None, *EXTRA_OF_PART], ids=lambda part: part or "library")
 def test_every_package_a_part_imports_is_declared_for_it(part: str | None) -> None:
     extra = EXTRA_OF_PART.get(part) if part else None
-    allowed = declared(None) | (declared(extra) if extra else set())
+    allowed = declared(None) | (declared(extra) if extra else set()) | PROVIDED_BY_HOST.get(part or "", set())
     undeclared = {name: sorted(files) for name, files in imports_by_part()[part].items() if name not in allowed}
     assert undeclared == {}, f"imported but not declared in pyproject.toml ({extra or 'dependencies'}): {undeclared}"
 
 
-@pytest.mark.parametrize("part", [None, *EXTRA_OF_PART], ids=lambda part: part or "library")
-def test_every_package_declared_for_a_part_is_imported_by_it(part: str | None) -> None:
-    extra = EXTRA_OF_PART.get(part) if part else None
-    unused = own_declared(extra) - set(imports_by_part()[part])
+@pytest.mark.parametrize("extra", [None, *sorted(set(EXTRA_OF_PART.values()))], ids=lambda extra: extra or "library")
+def test_every_package_declared_for_a_part_is_imported_by_it(extra: str | None) -> None:
+    parts = [part for part, its_extra in EXTRA_OF_PART.items() if its_extra == extra] if extra else [None]
+    imported = {name for part in parts for name in imports_by_part()[part]}
+    unused = own_declared(extra) - imported
     assert unused == set(), f"declared in pyproject.toml ({extra or 'dependencies'}) but never imported: {unused}"
 
 
@@ -196,3 +200,125 @@ def test_make_keeps_a_venv_made_by_the_same_python(tmp_path: Path) -> None:
     done = make(tmp_path, sys.executable)
     assert done.returncode == 0, done.stderr
     assert "is up to date" in done.stdout
+
+
+# -- a plain install: the library without its extras ------------------------------------------------
+
+# A wheel, a fresh virtualenv and some 30 packages: about 20 s on this project's machine; the bound only
+# turns an index that stopped answering into a failure.
+INSTALL_TIMEOUT_S = 600
+# The extras' packages that the core dependencies bring anyway: the MCP SDK serves over Starlette and
+# uvicorn, and its types are pydantic models. The others (typer, rich, sniffio) are what the extras add.
+BROUGHT_BY_THE_CORE = {"starlette", "uvicorn", "pydantic"}
+# Run in the plain install: imports every module of the library (not the optional parts, nor `__main__`,
+# which would run the command), and prints the modules and the distributions installed.
+IMPORT_THE_LIBRARY = """
+import importlib, importlib.metadata, json, pathlib, chat_mcp_primer
+root = pathlib.Path(chat_mcp_primer.__file__).parent
+modules = []
+for path in sorted(root.rglob("*.py")):
+    parts = path.relative_to(root).with_suffix("").parts
+    if pathlib.Path(parts[0]).stem in OPTIONAL or parts == ("__main__",):
+        continue
+    modules.append(".".join(("chat_mcp_primer", *parts)).removesuffix(".__init__"))
+    importlib.import_module(modules[-1])
+installed = sorted(dist.metadata["Name"] for dist in importlib.metadata.distributions())
+print(json.dumps({"modules": modules, "installed": installed}))
+"""
+
+
+def pip(*arguments: str | Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def plain_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Python of a fresh virtualenv holding what ``pip install chat-mcp-primer`` installs: a wheel built
+    from this checkout and the dependencies its metadata names (the core ones; no extra), at the versions
+    of constraints.txt. Installing the wheel with its dependencies, rather than with ``--no-deps`` and a
+    list, is what a user's install does: it checks the wheel's metadata too."""
+    root = tmp_path_factory.mktemp("plain-install")
+    pip("wheel", "--quiet", "--no-deps", "--wheel-dir", root / "dist", ROOT)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", root / "venv"], check=True, timeout=60)
+    python = root / "venv" / "bin" / "python"
+    [wheel] = (root / "dist").glob("*.whl")
+    pip("--python", python, "install", "--quiet", "--no-compile", "--constraint", ROOT / "constraints.txt", wheel)
+    return python
+
+
+def run_in(python: Path, *arguments: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [python, *map(str, arguments)], capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False
+    )
+
+
+def library_modules() -> list[str]:
+    modules = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        parts = path.relative_to(SOURCE).with_suffix("").parts
+        if part_of(path) is None and parts != ("__main__",):
+            modules.append(".".join(("chat_mcp_primer", *parts)).removesuffix(".__init__"))
+    return modules
+
+
+def test_a_plain_install_imports_the_whole_library_without_the_extras(plain_install: Path) -> None:
+    done = run_in(plain_install, "-c", f"OPTIONAL = {sorted(EXTRA_OF_PART)!r}\n{IMPORT_THE_LIBRARY}")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["modules"] == library_modules()
+    assert "chat_mcp_primer.runtime" in found["modules"]
+    installed = {canonical(name) for name in found["installed"]}
+    assert canonical(PROJECT["name"]) in installed
+    assert installed & (own_declared("cli") | own_declared("testing")) == BROUGHT_BY_THE_CORE
+
+
+def test_a_plain_install_says_the_test_kit_needs_the_testing_extra(plain_install: Path) -> None:
+    done = run_in(plain_install, "-c", "import chat_mcp_primer.testing")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "ModuleNotFoundError: chat_mcp_primer.testing needs the 'testing' extra (sniffio is not installed): "
+        "pip install 'chat-mcp-primer[testing]'"
+    )
+
+
+def test_a_plain_install_s_command_says_it_needs_the_cli_extra(plain_install: Path) -> None:
+    done = run_in(plain_install.parent / "chat-mcp-primer", "--help")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "chat-mcp-primer: the command line needs the 'cli' extra (typer is not installed): "
+        "pip install 'chat-mcp-primer[cli]'"
+    ]
+
+
+def test_pytest_runs_without_the_testing_extra_and_a_fixture_says_what_to_install(
+    plain_install: Path, tmp_path: Path
+) -> None:
+    """The plugin is registered by every install: without the extra it must not break a project's tests."""
+    pip(
+        "--python",
+        plain_install,
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--constraint",
+        ROOT / "constraints.txt",
+        "pytest",
+    )
+    (tmp_path / "test_project.py").write_text(
+        "def test_unrelated():\n    assert True\n\n\ndef test_with_the_kit(mock_clock):\n    assert False\n"
+    )
+    done = run_in(plain_install, "-m", "pytest", "-q", "-p", "no:cacheprovider", tmp_path / "test_project.py")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1].startswith("1 passed, 1 error")
+    assert (
+        "chat_mcp_primer.testing needs the 'testing' extra (sniffio is not installed): "
+        "pip install 'chat-mcp-primer[testing]'"
+    ) in done.stdout

@@ -11,7 +11,6 @@ from typing import Any
 
 import anyio
 import pytest
-from tests._provision import Provision
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, RuntimeClosedError, ToolResult, ToolSpec
 from chat_mcp_primer.clock import tags
@@ -21,6 +20,7 @@ from chat_mcp_primer.testing import (
     EventRecorder,
     InMemoryWorkspaces,
     MockClock,
+    ProvisionTool,
     ScriptedModel,
     WorkspaceMCPServer,
     call,
@@ -48,7 +48,7 @@ def runtime_for(
 ) -> ChatRuntime:
     return ChatRuntime(
         model,
-        workspaces=WorkspacesFrom(workspaces, tools=lambda turn: [Provision(turn, READY)]),
+        workspaces=WorkspacesFrom(workspaces, tools=lambda turn: [ProvisionTool(turn, READY)]),
         clock=clock,
         cache=cache,
         on_event=events,
@@ -90,7 +90,7 @@ async def test_workspace_tools_are_offered_at_the_first_step_after_the_primer_su
             )
             runtime = ChatRuntime(
                 model,
-                workspaces=WorkspacesFrom(workspaces, tools=lambda turn: [Provision(turn, READY)]),
+                workspaces=WorkspacesFrom(workspaces, tools=lambda turn: [ProvisionTool(turn, READY)]),
                 tools=[Wait()],
                 clock=clock,
                 on_event=event_log,

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sys
 
+from chat_mcp_primer._extras import is_missing_extra, missing_extra_message
+
 # Exit status of a failure with its reason printed (the command line's EXIT_FAILURE).
 _EXIT_FAILURE = 1
-_INSTALL_HINT = "pip install 'chat-mcp-primer[cli]'"
 
 
 def main() -> None:
@@ -19,11 +20,8 @@ def main() -> None:
     try:
         from chat_mcp_primer.cli import main as run_cli
     except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.partition(".")[0] == "chat_mcp_primer":
+        if not is_missing_extra(exc):
             raise
-        print(
-            f"chat-mcp-primer: the command line needs the 'cli' extra ({exc.name} is not installed): {_INSTALL_HINT}",
-            file=sys.stderr,
-        )
+        print(f"chat-mcp-primer: {missing_extra_message('the command line', 'cli', exc)}", file=sys.stderr)
         sys.exit(_EXIT_FAILURE)
     run_cli()

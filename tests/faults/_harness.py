@@ -6,12 +6,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
-from tests._provision import Provision
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelRequest, ModelResponse, ToolResult, TurnResult
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.runtime import WorkspacesFrom
-from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, MockClock, ScriptedModel, ScriptStep, call
+from chat_mcp_primer.testing import (
+    EventRecorder,
+    InMemoryWorkspaces,
+    MockClock,
+    ProvisionTool,
+    ScriptedModel,
+    ScriptStep,
+    call,
+)
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace_mcp import (
     CacheKey,
@@ -134,7 +141,7 @@ async def run_fault_turn(
     model = ScriptedModel([ModelResponse(tool_calls=(call("provision"),)), *then])
     runtime = ChatRuntime(
         model,
-        workspaces=WorkspacesFrom(workspaces, tools=lambda turn: [Provision(turn, READY)]),
+        workspaces=WorkspacesFrom(workspaces, tools=lambda turn: [ProvisionTool(turn, READY)]),
         clock=clock,
         cache=cache,
         primer=settings,

@@ -13,6 +13,10 @@ Tags = tuple[str, ...]
 # short from one that drives the schedule (`MockClock.autojump` never jumps to a timeout).
 TIMEOUT: Final = "timeout"
 
+# The test kit's: the deadline of `EventRecorder.wait_for` (a single tag, like TIMEOUT, and never TIMEOUT,
+# so an autojumping MockClock reaches it like any other deadline).
+EVENT_RECORDER_WAIT: Final = "event_recorder.wait_for"
+
 # The primer's pause between discovery attempts.
 PRIMER_RETRY: Final[Tags] = ("primer", "retry")
 # The connection probe: its pause between knocks on a refused endpoint, and one knock's timeout.

@@ -3,34 +3,54 @@
 Use them to drive whole turns of your own backend deterministically::
 
     clock = MockClock()
-    model = ScriptedModel([...])
+    model = ScriptedModel([...], clock=clock)
     with WorkspaceMCPServer(echo_tools("search"), clock=clock, ready_at=5.0) as server:
         ...
+
+The servers need the ``testing`` extra (``pip install 'chat-mcp-primer[testing]'``); without it, importing
+this package fails with one line naming it. pytest users get these helpers as fixtures (``mock_clock``,
+``event_recorder``, ``fake_coder``, ``workspace_mcp_server``) from the plugin `chat_mcp_primer.pytest_plugin`.
 """
 
-from chat_mcp_primer.testing._events import EventRecorder
-from chat_mcp_primer.testing._fake_coder import (
-    FakeAgent,
-    FakeApp,
-    FakeCoder,
-    FakeMcpServer,
-    FakeParameter,
-    FakePreset,
-    FakeTemplate,
-    FakeUser,
-    FakeVersion,
-    ServedFakeCoder,
-    WorkspaceState,
-    serve_fake_coder,
-)
-from chat_mcp_primer.testing._floods import Flood
-from chat_mcp_primer.testing._mcp_server import ToolDef, WorkspaceMCPServer, echo_tools
-from chat_mcp_primer.testing._mock_clock import MockClock, MockClockError, Trap, TrappedCall
-from chat_mcp_primer.testing._scripted_model import ScriptedModel, ScriptExhaustedError, ScriptStep, call
-from chat_mcp_primer.testing._serving import LoopbackServer, free_port
-from chat_mcp_primer.workspace import InMemoryWorkspaces
+from chat_mcp_primer._extras import is_missing_extra, missing_extra_message
+
+try:
+    from chat_mcp_primer.testing._events import (
+        DEFAULT_EVENT_WAIT_S,
+        EventNotRecordedError,
+        EventRecorder,
+    )
+    from chat_mcp_primer.testing._fake_coder import (
+        FakeAgent,
+        FakeApp,
+        FakeCoder,
+        FakeMcpServer,
+        FakeParameter,
+        FakePreset,
+        FakeTemplate,
+        FakeUser,
+        FakeVersion,
+        ServedFakeCoder,
+        WorkspaceState,
+        serve_fake_coder,
+    )
+    from chat_mcp_primer.testing._floods import Flood
+    from chat_mcp_primer.testing._mcp_server import ToolDef, WorkspaceMCPServer, echo_tools
+    from chat_mcp_primer.testing._mock_clock import MockClock, MockClockError, Trap, TrappedCall
+    from chat_mcp_primer.testing._provision import ProvisionTool
+    from chat_mcp_primer.testing._scripted_model import ScriptedModel, ScriptExhaustedError, ScriptStep, call
+    from chat_mcp_primer.testing._serving import LoopbackServer, free_port
+    from chat_mcp_primer.workspace import InMemoryWorkspaces
+except ModuleNotFoundError as missing:  # the testing extra is not installed: say so in one line
+    if not is_missing_extra(missing):
+        raise
+    raise ModuleNotFoundError(
+        missing_extra_message("chat_mcp_primer.testing", "testing", missing), name=missing.name
+    ) from None
 
 __all__ = [
+    "DEFAULT_EVENT_WAIT_S",
+    "EventNotRecordedError",
     "EventRecorder",
     "FakeAgent",
     "FakeApp",
@@ -46,6 +66,7 @@ __all__ = [
     "LoopbackServer",
     "MockClock",
     "MockClockError",
+    "ProvisionTool",
     "ScriptExhaustedError",
     "ScriptStep",
     "ScriptedModel",

@@ -4,6 +4,7 @@ import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeAlias
 
+from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.model import ModelRequest, ModelResponse, ToolCall
 
 ScriptStep: TypeAlias = (
@@ -28,12 +29,15 @@ class ScriptedModel:
 
     An entry is a `ModelResponse`, or a function of the `ModelRequest` returning one (sync or async),
     for a model that reacts to the tools it sees. `offered[i]` lists the tool names offered at step i,
-    across every turn the model played.
+    across every turn the model played. `request_times[i]` is ``clock.now()`` when step i was asked (give
+    it the test's `MockClock` to assert when each step happened; default: the real clock).
     """
 
-    def __init__(self, script: Sequence[ScriptStep]) -> None:
+    def __init__(self, script: Sequence[ScriptStep], *, clock: Clock | None = None) -> None:
         self._script = list(script)
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self.requests: list[ModelRequest] = []
+        self.request_times: list[float] = []
 
     @property
     def offered(self) -> list[tuple[str, ...]]:
@@ -49,6 +53,7 @@ class ScriptedModel:
     async def respond(self, request: ModelRequest) -> ModelResponse:
         position = len(self.requests)
         self.requests.append(request)
+        self.request_times.append(self._clock.now())
         if position >= len(self._script):
             raise ScriptExhaustedError(f"the script has {len(self._script)} steps; step {position + 1} was asked")
         entry = self._script[position]
