@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
 
 from chat_mcp_primer.clock import Clock, run_with_timeout
 from chat_mcp_primer.workspace.coder._client import CoderClient
@@ -52,6 +52,37 @@ class ReadinessSettings:
     # Startup scripts may install toolchains: ten minutes, independent of the connect budget.
     startup_scripts_timeout: float = 600.0
     lifecycle_poll_interval: float = 2.0
+
+
+class AgentState(StrEnum):
+    """How the wait for a build's agent ended. The values are the reference's result strings."""
+
+    READY = "ready"
+    # The build has no agent at all (a template without one): there is nothing to wait for.
+    NO_AGENT = "no_agent"
+    # The build's agents do not name one for the chat (see `select_agent`); nothing was waited for.
+    SELECTION_ERROR = "selection_error"
+    # The agent did not connect within ``agent_online_timeout``.
+    NOT_CONNECTED = "not_ready"
+    STARTUP_SCRIPTS_FAILED = "startup_scripts_failed"
+    STARTUP_SCRIPTS_TIMEOUT = "startup_scripts_timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReadiness:
+    """The agent's readiness once a wait ended: its state, why it is not ready, and the lifecycle state
+    it stopped in when its startup scripts failed."""
+
+    state: AgentState
+    error: str | None = None
+    lifecycle_state: LifecycleState | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state is AgentState.READY
+
+
+AGENT_READY = AgentReadiness(AgentState.READY)
 
 
 class AgentSelectionError(CoderError):
@@ -105,15 +136,14 @@ def _agent_in(build: WorkspaceBuild, agent_id: str) -> WorkspaceAgent | None:
 
 async def wait_for_agent_ready(
     client: CoderClient, build_id: str, agent_id: str, clock: Clock, settings: ReadinessSettings
-) -> dict[str, Any]:
-    """Wait for the agent to connect, then for its startup scripts; an empty dict when it is ready.
+) -> AgentReadiness:
+    """Wait for the agent to connect, then for its startup scripts; `AGENT_READY` when it is ready.
 
-    The two budgets are independent. Phase 1 (online): on exhaustion ``{"agent_status": "not_ready",
-    "agent_error": ...}``. Phase 2 (lifecycle): ``created``/``starting`` keep waiting, ``ready`` is
-    success, any other state gives ``{"startup_scripts": "startup_scripts_failed", "lifecycle_state":
-    <state>}``, exhaustion ``{"startup_scripts": "startup_scripts_timeout"}``. A revoked token or a
-    build that is gone raises at once; other read failures are retried within the budget. Cancellation
-    propagates.
+    The two budgets are independent. Phase 1 (online): on exhaustion `AgentState.NOT_CONNECTED` with the
+    last reason as ``error``. Phase 2 (lifecycle): ``created``/``starting`` keep waiting, ``ready`` is
+    success, any other state gives `AgentState.STARTUP_SCRIPTS_FAILED` with that ``lifecycle_state``,
+    exhaustion `AgentState.STARTUP_SCRIPTS_TIMEOUT`. A revoked token or a build that is gone raises at
+    once; other read failures are retried within the budget. Cancellation propagates.
     """
     online_deadline = clock.now() + settings.agent_online_timeout
     last_error = "agent has not connected yet"
@@ -136,7 +166,7 @@ async def wait_for_agent_ready(
             last_error = str(exc) or type(exc).__name__
         remaining = online_deadline - clock.now()
         if remaining <= 0:
-            return {"agent_status": "not_ready", "agent_error": last_error}
+            return AgentReadiness(AgentState.NOT_CONNECTED, error=last_error)
         await clock.sleep(min(settings.agent_probe_interval, remaining), *AGENT_POLL_TAGS)
 
     assert agent is not None  # the loop above only breaks on a connected agent
@@ -144,12 +174,12 @@ async def wait_for_agent_ready(
     while True:
         state = agent.lifecycle_state
         if state is LifecycleState.READY:
-            return {}
+            return AGENT_READY
         if state not in (LifecycleState.CREATED, LifecycleState.STARTING):
-            return {"startup_scripts": "startup_scripts_failed", "lifecycle_state": state.value}
+            return AgentReadiness(AgentState.STARTUP_SCRIPTS_FAILED, lifecycle_state=state)
         remaining = scripts_deadline - clock.now()
         if remaining <= 0:
-            return {"startup_scripts": "startup_scripts_timeout"}
+            return AgentReadiness(AgentState.STARTUP_SCRIPTS_TIMEOUT)
         await clock.sleep(min(settings.lifecycle_poll_interval, remaining), *LIFECYCLE_POLL_TAGS)
         try:
             build = await client.build(build_id)
