@@ -117,9 +117,9 @@ class UpdateRequest:
 @dataclass(slots=True)
 class UpdateReport:
     """What the update did, filled in as it proceeds: a caller that was interrupted still learns which
-    builds were made. ``ok`` is set only once the agent is ready (or the build has no agent), or when the
-    workspace already ran the target version (``up_to_date``: nothing was built); ``error`` is then None.
-    Texts never contain the session token."""
+    builds were made. ``ok`` is set only once the agent is ready (or the build has no agent), also when the
+    workspace already ran the target version (``up_to_date``: nothing was built, the agent still checked);
+    ``error`` is then None. Texts never contain the session token."""
 
     ok: bool = False
     interrupted: bool = False
@@ -174,7 +174,8 @@ async def update_workspace(
     of another template, failed or still importing), nor when it already runs the target version and
     ``request.force`` is not set (``report.up_to_date``); no start build is made when the stop fails, is
     canceled or exceeds ``stop_timeout``; ``ok`` only after the start build succeeded within
-    ``start_timeout`` and its agent connected within ``agent_timeout`` and finished its startup scripts.
+    ``start_timeout`` (or nothing needed building) and its agent connected within ``agent_timeout`` and
+    finished its startup scripts.
     Every Coder failure ends up in ``report.error`` (401 as "the session token was rejected"), with the
     build's ``job_error`` and ``error_code`` when a build failed. Cancellation propagates, leaving
     ``report`` as far as it got; pass your own ``report`` to read it then.
@@ -228,13 +229,14 @@ async def _run_recipe(client: CoderClient, request: UpdateRequest, progress: Pro
     if outcome.action is Action.UP_TO_DATE:
         report.up_to_date = True
         _logger.info("update_workspace.up_to_date", workspace_id=workspace.id, version_id=report.template_version_id)
-    readiness_outcome = outcome.readiness
-    if readiness_outcome is None or readiness_outcome.state in (AgentState.READY, AgentState.NO_AGENT):
-        return  # A template without agents: the build is all there is to wait for.
-    if readiness_outcome.state is AgentState.SELECTION_ERROR:
-        raise UpdateFailedError(f"the started workspace has no single agent to wait for: {readiness_outcome.error}")
-    agent_name = outcome.agent.name if outcome.agent is not None else "?"
-    raise UpdateFailedError(_agent_problem(agent_name, readiness_outcome, readiness))
+    agent_readiness = outcome.readiness
+    # A template without agents: the build is all there is to wait for.
+    if agent_readiness is None or agent_readiness.state in (AgentState.READY, AgentState.NO_AGENT):
+        return
+    if agent_readiness.state is AgentState.SELECTION_ERROR:
+        raise UpdateFailedError(f"the started workspace has no single agent to wait for: {agent_readiness.error}")
+    assert outcome.agent is not None  # an agent that is not ready was selected and waited for
+    raise UpdateFailedError(_agent_problem(outcome.agent.name, agent_readiness, readiness))
 
 
 class _ReportObserver(LifecycleObserver):
@@ -285,7 +287,7 @@ def _failure_reason(failure: Failure, request: UpdateRequest) -> str:
     """A sentence for the update's failure, naming the build and the budget it ran out of."""
     if failure.kind is FailureKind.DELETED:
         return f"workspace {request.workspace_ref} was deleted"
-    if failure.kind not in (FailureKind.BUILD_FAILED, FailureKind.BUILD_CANCELED, FailureKind.BUILD_TIMEOUT):
+    if not failure.of_build:
         return failure.message
     stopping = failure.transition is Transition.STOP
     doing = "stopping the workspace" if stopping else "starting the workspace"

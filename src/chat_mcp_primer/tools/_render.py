@@ -80,7 +80,7 @@ def _failure(failure: Failure, subject: Subject) -> Result:
     if failure.kind is FailureKind.NOT_RUNNING:
         return {"error": f"{subject.workspace_capitalized} exists but is not running; use start_workspace."}
     result: Result = {"error": failure.message}
-    if failure.build_id is not None and failure.kind is not FailureKind.STILL_BUILDING:
+    if failure.of_build:
         # A build that did not succeed: its id kept so a UI can show its logs.
         result["build_id"] = failure.build_id
         if failure.transition is Transition.STOP:

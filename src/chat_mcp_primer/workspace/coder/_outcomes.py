@@ -74,6 +74,14 @@ class Failure:
     job_error: str | None = None
     error_code: str | None = None
 
+    @property
+    def of_build(self) -> bool:
+        """Whether a build of this operation did not succeed (failed, canceled or timed out)."""
+        return self.kind in _BUILD_FAILURES
+
+
+_BUILD_FAILURES = frozenset({FailureKind.BUILD_FAILED, FailureKind.BUILD_CANCELED, FailureKind.BUILD_TIMEOUT})
+
 
 @dataclass(frozen=True, slots=True)
 class CreateRequest:
