@@ -12,8 +12,6 @@ from typing import Any
 from chat_mcp_primer.tools.descriptions import Subject
 from chat_mcp_primer.workspace.coder import (
     Action,
-    AgentReadiness,
-    AgentState,
     Failure,
     FailureKind,
     LifecycleOutcome,
@@ -72,7 +70,7 @@ def render_outcome(outcome: LifecycleOutcome, subject: Subject) -> Result:
     if failure is not None:
         result.update(_failure(failure, subject))
     elif outcome.readiness is not None:
-        result.update(_readiness(outcome.readiness))
+        result.update(outcome.readiness.result_keys())
     return result
 
 
@@ -90,22 +88,6 @@ def _failure(failure: Failure, subject: Subject) -> Result:
     if failure.error_code:
         result["error_code"] = failure.error_code
     return result
-
-
-def _readiness(readiness: AgentReadiness) -> Result:
-    """The agent's readiness keys; none when it is ready."""
-    match readiness.state:
-        case AgentState.READY:
-            return {}
-        case AgentState.NO_AGENT:
-            return {"agent_status": readiness.state.value}
-        case AgentState.SELECTION_ERROR | AgentState.NOT_CONNECTED:
-            return {"agent_status": readiness.state.value, "agent_error": readiness.error}
-        case AgentState.STARTUP_SCRIPTS_FAILED:
-            state = readiness.lifecycle_state.value if readiness.lifecycle_state is not None else None
-            return {"startup_scripts": readiness.state.value, "lifecycle_state": state}
-        case AgentState.STARTUP_SCRIPTS_TIMEOUT:
-            return {"startup_scripts": readiness.state.value}
 
 
 def render_templates(templates: Sequence[Template]) -> Result:

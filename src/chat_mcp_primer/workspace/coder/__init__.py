@@ -59,6 +59,7 @@ from chat_mcp_primer.workspace.coder._readiness import (
     AgentState,
     ReadinessSettings,
     select_agent,
+    wait_for_agent_readiness,
     wait_for_agent_ready,
     wait_for_build,
 )
@@ -127,6 +128,7 @@ __all__ = [
     "is_stopped",
     "select_agent",
     "server_name",
+    "wait_for_agent_readiness",
     "wait_for_agent_ready",
     "wait_for_build",
 ]

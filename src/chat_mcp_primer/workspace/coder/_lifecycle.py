@@ -45,7 +45,7 @@ from chat_mcp_primer.workspace.coder._readiness import (
     AgentState,
     ReadinessSettings,
     select_agent,
-    wait_for_agent_ready,
+    wait_for_agent_readiness,
     wait_for_build,
 )
 from chat_mcp_primer.workspace.coder._recipes import (
@@ -370,6 +370,6 @@ class CoderLifecycle:
         workspace = call.workspace
         assert workspace is not None  # every path reads or creates the workspace before its agent
         call.observer.agent_selected(workspace, build, agent)
-        readiness = await wait_for_agent_ready(self.client, build.id, agent.id, self.clock, self.readiness)
+        readiness = await wait_for_agent_readiness(self.client, build.id, agent.id, self.clock, self.readiness)
         call.readiness = readiness
         call.observer.agent_waited(agent, readiness, fresh=fresh)

@@ -81,6 +81,22 @@ class AgentReadiness:
     def ready(self) -> bool:
         return self.state is AgentState.READY
 
+    def result_keys(self) -> dict[str, str | None]:
+        """The reference's result keys for this readiness: none when ready, else ``agent_status`` (with
+        ``agent_error``) or ``startup_scripts`` (with ``lifecycle_state`` when the scripts failed)."""
+        match self.state:
+            case AgentState.READY:
+                return {}
+            case AgentState.NO_AGENT:
+                return {"agent_status": self.state.value}
+            case AgentState.SELECTION_ERROR | AgentState.NOT_CONNECTED:
+                return {"agent_status": self.state.value, "agent_error": self.error}
+            case AgentState.STARTUP_SCRIPTS_FAILED:
+                state = self.lifecycle_state.value if self.lifecycle_state is not None else None
+                return {"startup_scripts": self.state.value, "lifecycle_state": state}
+            case AgentState.STARTUP_SCRIPTS_TIMEOUT:
+                return {"startup_scripts": self.state.value}
+
 
 AGENT_READY = AgentReadiness(AgentState.READY)
 
@@ -135,6 +151,14 @@ def _agent_in(build: WorkspaceBuild, agent_id: str) -> WorkspaceAgent | None:
 
 
 async def wait_for_agent_ready(
+    client: CoderClient, build_id: str, agent_id: str, clock: Clock, settings: ReadinessSettings
+) -> dict[str, str | None]:
+    """`wait_for_agent_readiness` as the reference's result keys (`AgentReadiness.result_keys`): an empty
+    dict when the agent is ready."""
+    return (await wait_for_agent_readiness(client, build_id, agent_id, clock, settings)).result_keys()
+
+
+async def wait_for_agent_readiness(
     client: CoderClient, build_id: str, agent_id: str, clock: Clock, settings: ReadinessSettings
 ) -> AgentReadiness:
     """Wait for the agent to connect, then for its startup scripts; `AGENT_READY` when it is ready.
