@@ -5,7 +5,7 @@ nothing grew: MCP sessions, connections, file descriptors, tasks, threads and me
 .venv/bin/python -m benchmarks.soak --turns 2000 --seed 7
 .venv/bin/python -m benchmarks.soak --json              # the result as JSON, for machines
 
-Every turn is real: the model (`ScriptedModel`) calls a Coder workspace tool (`CoderWorkspaceTools`) against
+Every turn is real: the model (`ScriptedModel`) calls a Coder workspace tool (`CoderWorkspaces`) against
 `FakeCoder` on loopback, then the workspace's MCP tool once it is offered; MCP goes through Coder's app proxy to
 a real MCP server on its own loopback port. Time is a `MockClock` that jumps whenever everything waits, so
 builds, retries and the primer's budget cost no real seconds. The exit status is 1 if a turn failed (raised
@@ -41,7 +41,7 @@ from chat_mcp_primer.clock import tags as clock_tags
 from chat_mcp_primer.model import Message, Role, ToolResult
 from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import MockClock, ScriptedModel, call
-from chat_mcp_primer.tools import CoderWorkspaceTools
+from chat_mcp_primer.tools import CoderWorkspaces
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient, ReadinessSettings
 from chat_mcp_primer.workspace_mcp import ListingLimits, TurnWorkspace
 
@@ -213,11 +213,11 @@ class Soak:
         self._last_turn: TurnWorkspace | None = None
 
     def runtime(self, backend: CoderBackend) -> ChatRuntime:
-        tools = CoderWorkspaceTools(backend)
+        workspaces = CoderWorkspaces(backend)
 
         def turn_tools(turn: TurnWorkspace) -> Sequence[Any]:
             self._last_turn = turn  # only the latest: its pool count is the runtime's
-            return tools(turn)
+            return workspaces.provisioning_tools(turn)
 
         return ChatRuntime(
             self.models,

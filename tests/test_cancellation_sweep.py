@@ -20,15 +20,18 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 import sniffio
 
+import chat_mcp_primer
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse, ToolResult, ToolSpec
 from chat_mcp_primer.clock import tags as clock_tags
 from chat_mcp_primer.model import WorkspaceBinding
@@ -50,7 +53,7 @@ from chat_mcp_primer.testing import (
     echo_tools,
     free_port,
 )
-from chat_mcp_primer.tools import CoderWorkspaceTools
+from chat_mcp_primer.tools import CoderWorkspaces
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
 from chat_mcp_primer.workspace_mcp import CacheKey, MemoryToolCache, PrimerSettings, RemoteTool
@@ -501,9 +504,7 @@ class CoderWorld:
         return CoderClient(self.coder.url, self.coder.token, clock=self.clock)
 
     def runtime(self, client: CoderClient, model: ScriptedModel, cache: WatchedCache) -> ChatRuntime:
-        backend = CoderBackend(client)
-        tools = CoderWorkspaceTools(backend)
-        return ChatRuntime(model, workspaces=WorkspacesFrom(backend, tools=tools), clock=self.clock, cache=cache)
+        return ChatRuntime(model, workspaces=CoderWorkspaces(CoderBackend(client)), clock=self.clock, cache=cache)
 
     async def turn(self, runtime: ChatRuntime) -> None:
         self.fake.fail_requests(1, status=503)
@@ -556,6 +557,19 @@ async def test_cancelling_a_coder_turn_at_any_wait_leaves_nothing_behind(
 def library_wait_tags() -> dict[str, Tags]:
     """The tags of every wait of the library, all listed in `chat_mcp_primer.clock.tags`."""
     return {name: value for name, value in vars(clock_tags).items() if isinstance(value, tuple)}
+
+
+def test_every_wait_tag_is_defined_in_one_public_place() -> None:
+    """No module but `chat_mcp_primer.clock.tags` defines the tags of a wait, so that list is complete."""
+    source = Path(chat_mcp_primer.__file__).parent
+    defined_elsewhere = [
+        f"{path.relative_to(source)}: {line.strip()}"
+        for path in source.rglob("*.py")
+        if path != source / "clock" / "tags.py"
+        for line in path.read_text().splitlines()
+        if re.match(r"^[A-Z_]*TAGS? = ", line)
+    ]
+    assert defined_elsewhere == []
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # which waits exist does not depend on the backend

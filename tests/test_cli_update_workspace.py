@@ -31,6 +31,7 @@ from chat_mcp_primer.cli.update_workspace import (
     update_workspace,
 )
 from chat_mcp_primer.clock import SystemClock
+from chat_mcp_primer.clock import tags as clock_tags
 from chat_mcp_primer.testing import (
     FakeAgent,
     FakeCoder,
@@ -43,7 +44,6 @@ from chat_mcp_primer.testing import (
     serve_fake_coder,
 )
 from chat_mcp_primer.workspace.coder import CoderClient
-from chat_mcp_primer.workspace.coder._readiness import BUILD_POLL_TAGS
 
 pytestmark = pytest.mark.anyio
 
@@ -492,7 +492,7 @@ class CtrlCWhileBuilding(SystemClock):
     pressed: bool = False
 
     async def sleep(self, seconds: float, *tags: str) -> None:
-        if not self.pressed and all(tag in tags for tag in BUILD_POLL_TAGS):
+        if not self.pressed and all(tag in tags for tag in clock_tags.CODER_BUILD_POLL):
             self.pressed = True
             signal.raise_signal(signal.SIGINT)
         await super().sleep(seconds, *tags)

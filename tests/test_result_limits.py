@@ -13,7 +13,6 @@ from chat_mcp_primer import Chat, ChatRuntime, ToolResultLimits
 from chat_mcp_primer.chatloop import bound_result, run_loop
 from chat_mcp_primer.events import Events
 from chat_mcp_primer.model import Attachment, Message, ModelResponse, ToolResult, ToolSpec
-from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
     FakeAgent,
@@ -25,7 +24,7 @@ from chat_mcp_primer.testing import (
     call,
     serve_fake_coder,
 )
-from chat_mcp_primer.tools import CoderWorkspaceTools
+from chat_mcp_primer.tools import CoderWorkspaces
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
 from chat_mcp_primer.workspace_mcp._proxy import convert_result
 
@@ -223,10 +222,8 @@ async def test_a_lifecycle_tool_result_is_bounded_by_the_same_limits(clock: Mock
     recorder = EventRecorder()
     with serve_fake_coder(fake) as coder:
         async with CoderClient(coder.url, coder.token, clock=clock) as client:
-            backend = CoderBackend(client)
-            tools = CoderWorkspaceTools(backend)
             runtime = ChatRuntime(
-                model, workspaces=WorkspacesFrom(backend, tools=tools), clock=clock, on_event=recorder
+                model, workspaces=CoderWorkspaces(CoderBackend(client)), clock=clock, on_event=recorder
             )
             async with clock.autojump(), runtime:
                 turn = await runtime.run_turn(Chat(id="chat-1", owner="alice"), "which templates are there?")

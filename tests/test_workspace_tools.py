@@ -24,7 +24,7 @@ from chat_mcp_primer.testing import (
     ServedFakeCoder,
     echo_tools,
 )
-from chat_mcp_primer.tools import CoderWorkspaceTools
+from chat_mcp_primer.tools import CoderWorkspaces
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient, ReadinessSettings
 from chat_mcp_primer.workspace_mcp import MemoryToolCache, TurnWorkspace
 from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
@@ -87,7 +87,7 @@ async def turn(world: World, binding: WorkspaceBinding | None = None) -> AsyncIt
         hub,
         hub.turn(chat_id="chat-1", binding=binding, source=world.backend) as workspace,
     ):
-        tools = {tool.spec.name: tool for tool in CoderWorkspaceTools(world.backend)(workspace)}
+        tools = {tool.spec.name: tool for tool in CoderWorkspaces(world.backend).provisioning_tools(workspace)}
         yield Turn(workspace, tools)
 
 

@@ -18,7 +18,7 @@ from chat_mcp_primer.model import (
     WorkspaceBinding,
 )
 from chat_mcp_primer.runtime import ChatRuntime, RuntimeClosedError, TurnResult, Workspaces, WorkspacesFrom
-from chat_mcp_primer.tools import CoderWorkspaces, CoderWorkspaceTools
+from chat_mcp_primer.tools import CoderWorkspaces
 from chat_mcp_primer.workspace import AgentMcp, InMemoryWorkspaces, McpEndpoint, WorkspaceMcpSource
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient, CoderError, CoderSettings, ReadinessSettings
 from chat_mcp_primer.workspace_mcp import (
@@ -42,7 +42,6 @@ __all__ = [
     "CoderClient",
     "CoderError",
     "CoderSettings",
-    "CoderWorkspaceTools",
     "CoderWorkspaces",
     "Event",
     "EventName",

@@ -35,12 +35,13 @@ from chat_mcp_primer.workspace.coder import (
     CoderBackend,
     CoderClient,
     CoderError,
+    CoderLifecycle,
     CoderNotFoundError,
+    LifecycleObserver,
     ReadinessSettings,
-    Transition,
-    build_when_idle,
+    Workspace,
+    WorkspaceBuild,
     check_deployment,
-    wait_for_build,
 )
 from chat_mcp_primer.workspace_mcp import PrimerSettings
 
@@ -296,12 +297,19 @@ async def _delete_workspace(
         workspace = await client.workspace_by_name(name)
     except CoderNotFoundError:
         return
+
+    class SayDeleting(LifecycleObserver):
+        def build_posted(self, workspace: Workspace, build: WorkspaceBuild) -> None:
+            say(clock.now() - origin, "demo", f"deleting workspace {name} (build #{build.build_number})")
+
+    lifecycle = CoderLifecycle(client, DELETE_READINESS, clock=clock)
     try:
-        build = await build_when_idle(client, workspace, Transition.DELETE, clock, DELETE_READINESS)
-        say(clock.now() - origin, "demo", f"deleting workspace {name} (build #{build.build_number})")
-        await wait_for_build(client, build, clock, DELETE_READINESS)
-    except CoderError as exc:  # BuildError included
-        reason = f"could not delete workspace {name} on {client.authority}: {exc}; delete it in Coder"
+        outcome = await lifecycle.delete(workspace.id, observer=SayDeleting())
+        failure = None if outcome.failure is None else outcome.failure.message
+    except CoderError as exc:
+        failure = str(exc)
+    if failure is not None:
+        reason = f"could not delete workspace {name} on {client.authority}: {failure}; delete it in Coder"
         if not quiet:
             raise DemoError(reason) from None
         say(clock.now() - origin, "demo", reason)

@@ -1,8 +1,9 @@
 """``chat-mcp-primer serve-mcp``: the workspace lifecycle tools as an MCP server, over stdio or Streamable HTTP.
 
 The chat's lifecycle tools act on the chat's own workspace; these act on any workspace of the token's
-user, named by id or by name. They follow the same choreography (the shared Coder recipes) and answer
-with the same result keys, as JSON objects; failures are results with ``isError`` set, never crashes.
+user, named by id or by name. Both are adapters over the same `CoderLifecycle`, described by the same
+texts and rendered by the same function, so they answer with the same result keys, as JSON objects;
+failures are results with ``isError`` set, never crashes.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ import json
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Annotated, Literal
 
 import anyio
@@ -30,30 +29,30 @@ from pydantic import Field
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, app
+from chat_mcp_primer._errors import ToolArgumentError
+from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, LogLevel, app, configure_logging
 from chat_mcp_primer.cli._options import CODER_URL_HELP, parse_coder_url, positive_seconds
-from chat_mcp_primer.tools.list_templates import describe_templates
+from chat_mcp_primer.tools import (
+    NAMED,
+    Result,
+    describe,
+    parameter_value,
+    render_outcome,
+    render_status,
+    render_templates,
+)
+from chat_mcp_primer.tools import descriptions as text
 from chat_mcp_primer.workspace.coder import (
     CoderClient,
     CoderError,
+    CoderLifecycle,
     CoderNotFoundError,
+    CreateRequest,
+    KeyedLocks,
+    LifecycleOutcome,
     ReadinessSettings,
-    Result,
-    Transition,
     Workspace,
-    WorkspaceAgent,
-    WorkspaceBuild,
-    build_when_idle,
     check_deployment,
-    is_mcp_app,
-    is_running,
-    is_stopped,
-    ready_after_build,
-    ready_agent,
-    server_name,
-    settle,
-    stop_and_wait,
-    version_refusal,
 )
 
 COMMAND_NAME = "serve-mcp"
@@ -83,27 +82,15 @@ SERVER_INSTRUCTIONS = (
     "build wait for the build and for the workspace agent to be ready before they answer."
 )
 
-WorkspaceRef = Annotated[str, Field(description="Workspace id or name (case-insensitive).")]
+WorkspaceRef = Annotated[str, Field(description=text.WORKSPACE_REFERENCE)]
 
-
-class LogLevel(StrEnum):
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
-
-
-# The same levels in the SDK's spelling (MCPServer configures the standard library's logging with it).
+# The shared levels in the SDK's spelling (MCPServer configures the standard library's logging with it).
 _SDK_LOG_LEVELS: dict[LogLevel, Literal["DEBUG", "INFO", "WARNING", "ERROR"]] = {
     LogLevel.DEBUG: "DEBUG",
     LogLevel.INFO: "INFO",
     LogLevel.WARNING: "WARNING",
     LogLevel.ERROR: "ERROR",
 }
-
-
-class ToolArgumentError(Exception):
-    """An argument the tool cannot use; reported to the caller as an error result."""
 
 
 # -- the operations ---------------------------------------------------------------------------------
@@ -118,35 +105,25 @@ def _looks_like_id(reference: str) -> bool:
         return False
 
 
-def _agent_status(agent: WorkspaceAgent) -> Result:
-    return {
-        "id": agent.id,
-        "name": agent.name,
-        "parent_id": agent.parent_id,
-        "status": agent.status.value,
-        "lifecycle_state": agent.lifecycle_state.value,
-        "mcp_apps": [
-            {"slug": app.slug, "server": server_name(app.slug), "health": app.health.value}
-            for app in agent.apps
-            if is_mcp_app(app)
-        ],
-    }
+def _lock_key(name: str) -> str:
+    # By name, not id: a create holds the name's lock before Coder has given the workspace an id, and the
+    # token's user cannot have two workspaces of one name (names compare case-insensitively).
+    return name.casefold()
 
 
-@dataclass(slots=True)
 class WorkspaceLifecycle:
-    """The lifecycle operations on one Coder deployment, for workspaces named by id or name.
+    """The lifecycle tools' operations on one Coder deployment, for workspaces named by id or name.
 
-    Each operation returns the result object the chat's tool of the same name returns (``created``,
-    ``started``, ``stopped``, ``restarted``, ``updated``, ``workspace_name``, ``build_id``, the agent's
-    readiness keys, and ``error`` on failure). Operations on one workspace run one at a time, in the order
-    they acquire its lock; each re-reads the workspace once it holds the lock. A `CoderError` or
-    `ToolArgumentError` propagates; `tool_result` turns it into an error result.
+    Each operation returns the result object the chat's tool of the same name returns (see
+    `chat_mcp_primer.tools.render_outcome`). Operations on one workspace run one at a time, in the order
+    they acquire its lock (`locks`, kept only while in use); the lifecycle re-reads the workspace once the
+    lock is held. A `CoderError` or `ToolArgumentError` propagates; `tool_result` turns it into an error result.
     """
 
-    client: CoderClient
-    readiness: ReadinessSettings = field(default_factory=ReadinessSettings)
-    _locks: dict[str, anyio.Lock] = field(default_factory=dict)
+    def __init__(self, client: CoderClient, readiness: ReadinessSettings | None = None) -> None:
+        self.client = client
+        self.lifecycle = CoderLifecycle(client, readiness)
+        self.locks = KeyedLocks()
 
     async def find(self, reference: str) -> Workspace:
         """The workspace with this id, or else the caller's workspace with this name (case-insensitive)."""
@@ -160,125 +137,33 @@ class WorkspaceLifecycle:
         except CoderNotFoundError:
             raise CoderNotFoundError(f"No workspace with id {reference!r}.", status=404) from None
 
-    @asynccontextmanager
-    async def _exclusive(self, reference: str) -> AsyncIterator[Workspace]:
+    async def _on(self, reference: str, operation: Callable[[str], Awaitable[LifecycleOutcome]]) -> Result:
         workspace = await self.find(reference)
-        async with self._locks.setdefault(workspace.id, anyio.Lock()):
-            yield await self.client.workspace(workspace.id)
+        async with self.locks.hold(_lock_key(workspace.name)):
+            return render_outcome(await operation(workspace.id), NAMED)
 
     async def list_templates(self) -> Result:
-        return describe_templates(await self.client.templates())
+        return render_templates(await self.client.templates())
 
-    async def create_workspace(
-        self, template_id: str, name: str, parameters: dict[str, str], preset_id: str | None
-    ) -> Result:
-        workspace = await self.client.create_workspace(
-            name=name, template_id=template_id, preset_id=preset_id, parameters=parameters
-        )
-        async with self._locks.setdefault(workspace.id, anyio.Lock()):
-            result = await self._ready_after_build(workspace.latest_build)
-        return {"created": "error" not in result, "workspace_name": workspace.name, **result}
+    async def create_workspace(self, request: CreateRequest) -> Result:
+        async with self.locks.hold(_lock_key(request.name)):
+            return render_outcome(await self.lifecycle.create(request), NAMED)
 
     async def start_workspace(self, reference: str) -> Result:
-        async with self._exclusive(reference) as workspace:
-            build = workspace.latest_build
-            if build.job.status.active and build.transition is Transition.START:
-                result = await self._ready_after_build(build)
-                return {"started": "error" not in result, "workspace_name": workspace.name, **result}
-            workspace = await settle(self.client, workspace, self.client.clock, self.readiness)
-            if is_running(workspace):
-                result = await self._ready_agent(workspace.latest_build)
-                return {"started": True, "already_running": True, "workspace_name": workspace.name, **result}
-            extra: Result = {}
-            version = None
-            if workspace.template_require_active_version and workspace.outdated:
-                version = workspace.template_active_version_id
-                extra = {
-                    "updated_to_active_version": True,
-                    "message": "The template requires its active version, so the workspace was updated to it.",
-                }
-            result = await self._start(workspace, version)
-            return {"started": "error" not in result, "workspace_name": workspace.name, **extra, **result}
+        return await self._on(reference, self.lifecycle.start)
 
     async def stop_workspace(self, reference: str) -> Result:
-        async with self._exclusive(reference) as workspace:
-            workspace = await settle(self.client, workspace, self.client.clock, self.readiness)
-            if is_stopped(workspace):
-                return {"stopped": True, "no_build": True, "workspace_name": workspace.name}
-            result = await self._stop(workspace)
-            return {"stopped": "error" not in result, "workspace_name": workspace.name, **result}
+        return await self._on(reference, self.lifecycle.stop)
 
     async def restart_workspace(self, reference: str) -> Result:
-        async with self._exclusive(reference) as workspace:
-            workspace = await settle(self.client, workspace, self.client.clock, self.readiness)
-            if is_running(workspace):
-                stopped = await self._stop(workspace)
-                if "error" in stopped:
-                    return {"restarted": False, "workspace_name": workspace.name, **stopped}
-            result = await self._start(workspace, None)
-            return {"restarted": "error" not in result, "workspace_name": workspace.name, **result}
+        return await self._on(reference, self.lifecycle.restart)
 
     async def update_workspace(self, reference: str, template_version_id: str | None) -> Result:
-        async with self._exclusive(reference) as workspace:
-            version_id = template_version_id or workspace.template_active_version_id
-            refusal = await version_refusal(self.client, workspace, version_id)
-            if refusal is not None:
-                return {"updated": False, "workspace_name": workspace.name, "error": refusal}
-            workspace = await settle(self.client, workspace, self.client.clock, self.readiness)
-            if is_running(workspace):
-                stopped = await self._stop(workspace)
-                if "error" in stopped:
-                    return {"updated": False, "workspace_name": workspace.name, **stopped}
-            result = await self._start(workspace, version_id)
-            return {
-                "updated": "error" not in result,
-                "workspace_name": workspace.name,
-                "template_version_id": version_id,
-                **result,
-            }
+        return await self._on(reference, lambda workspace_id: self.lifecycle.update(workspace_id, template_version_id))
 
     async def workspace_status(self, reference: str) -> Result:
         """The workspace as it is now; never waits and never builds."""
-        workspace = await self.find(reference)
-        build = workspace.latest_build
-        result: Result = {
-            "workspace_id": workspace.id,
-            "workspace_name": workspace.name,
-            "owner_name": workspace.owner_name,
-            "status": build.status.value,
-            "transition": build.transition.value,
-            "job_status": build.job.status.value,
-            "build_id": build.id,
-            "template_id": workspace.template_id,
-            "template_name": workspace.template_name,
-            "template_version_id": build.template_version_id,
-            "template_active_version_id": workspace.template_active_version_id,
-            "outdated": workspace.outdated,
-            "agents": [_agent_status(agent) for agent in build.agents],
-        }
-        if build.job.error:
-            result["job_error"] = build.job.error
-        if build.job.error_code:
-            result["error_code"] = build.job.error_code
-        return result
-
-    # -- the steps the operations share, as the chat tools take them ----------------------------------
-
-    async def _stop(self, workspace: Workspace) -> Result:
-        """Stop and wait: ``{"build_id"}`` when the stop succeeded, else the failure with ``error``."""
-        return await stop_and_wait(self.client, workspace, self.client.clock, self.readiness)
-
-    async def _start(self, workspace: Workspace, version_id: str | None) -> Result:
-        build = await build_when_idle(
-            self.client, workspace, Transition.START, self.client.clock, self.readiness, template_version_id=version_id
-        )
-        return await self._ready_after_build(build)
-
-    async def _ready_after_build(self, build: WorkspaceBuild) -> Result:
-        return await ready_after_build(self.client, build, self.client.clock, self.readiness)
-
-    async def _ready_agent(self, build: WorkspaceBuild) -> Result:
-        return await ready_agent(self.client, build, self.client.clock, self.readiness)
+        return render_status(await self.find(reference))
 
 
 # -- the MCP server ---------------------------------------------------------------------------------
@@ -302,8 +187,7 @@ async def tool_result(tool: str, operation: Awaitable[Result]) -> CallToolResult
 
 
 def _parameter_values(parameters: dict[str, str | int | float | bool] | None) -> dict[str, str]:
-    # Coder takes every rich parameter value as a string; JSON spells numbers and booleans as Coder does.
-    return {name: value if isinstance(value, str) else json.dumps(value) for name, value in (parameters or {}).items()}
+    return {name: parameter_value(value) for name, value in (parameters or {}).items()}
 
 
 def build_server(lifecycle: WorkspaceLifecycle, *, log_level: LogLevel = LogLevel.WARNING) -> MCPServer:
@@ -314,15 +198,13 @@ def build_server(lifecycle: WorkspaceLifecycle, *, log_level: LogLevel = LogLeve
         return await tool_result("list_templates", lifecycle.list_templates())
 
     async def create_workspace(
-        template_id: Annotated[str, Field(description="Template id from list_templates.")],
-        name: Annotated[str, Field(description="Name of the new workspace (letters, digits, hyphens).")],
-        parameters: Annotated[
-            dict[str, str | int | float | bool] | None, Field(description="Template parameter values by name.")
-        ] = None,
-        preset_id: Annotated[str | None, Field(description="Template version preset id.")] = None,
+        template_id: Annotated[str, Field(description=text.TEMPLATE_ID)],
+        name: Annotated[str, Field(description=text.WORKSPACE_NAME)],
+        parameters: Annotated[dict[str, str | int | float | bool] | None, Field(description=text.PARAMETERS)] = None,
+        preset_id: Annotated[str | None, Field(description=text.PRESET_ID)] = None,
     ) -> CallToolResult:
-        operation = lifecycle.create_workspace(template_id, name, _parameter_values(parameters), preset_id or None)
-        return await tool_result("create_workspace", operation)
+        request = CreateRequest(name, template_id, _parameter_values(parameters), preset_id or None)
+        return await tool_result("create_workspace", lifecycle.create_workspace(request))
 
     async def start_workspace(workspace: WorkspaceRef) -> CallToolResult:
         return await tool_result("start_workspace", lifecycle.start_workspace(workspace))
@@ -335,9 +217,7 @@ def build_server(lifecycle: WorkspaceLifecycle, *, log_level: LogLevel = LogLeve
 
     async def update_workspace(
         workspace: WorkspaceRef,
-        template_version_id: Annotated[
-            str | None, Field(description="Target template version id (default: the template's active version).")
-        ] = None,
+        template_version_id: Annotated[str | None, Field(description=text.TEMPLATE_VERSION_ID)] = None,
     ) -> CallToolResult:
         operation = lifecycle.update_workspace(workspace, template_version_id or None)
         return await tool_result("update_workspace", operation)
@@ -345,23 +225,17 @@ def build_server(lifecycle: WorkspaceLifecycle, *, log_level: LogLevel = LogLeve
     async def workspace_status(workspace: WorkspaceRef) -> CallToolResult:
         return await tool_result("workspace_status", lifecycle.workspace_status(workspace))
 
-    tools: dict[Callable[..., Awaitable[CallToolResult]], str] = {
-        list_templates: "List the workspace templates to create a workspace from (id, name, description).",
-        create_workspace: "Create a workspace from a template and wait until its agent is ready.",
-        start_workspace: "Start a workspace if it is stopped, and wait until its agent is ready.",
-        stop_workspace: "Stop a workspace and wait until the stop has finished.",
-        restart_workspace: "Restart a workspace (stop, then start on the same template version) and wait until ready.",
-        update_workspace: (
-            "Update a workspace to a template version (default: the template's active version): stop it, start it "
-            "on that version, and wait until it is ready."
-        ),
-        workspace_status: (
-            "Show a workspace: status, template and version, whether it is outdated, its agents (status and "
-            "lifecycle) and their MCP apps with their health. Never changes anything."
-        ),
-    }
-    for function, description in tools.items():
-        server.add_tool(function, name=function.__name__, description=description)
+    tools: list[Callable[..., Awaitable[CallToolResult]]] = [
+        list_templates,
+        create_workspace,
+        start_workspace,
+        stop_workspace,
+        restart_workspace,
+        update_workspace,
+        workspace_status,
+    ]
+    for function in tools:
+        server.add_tool(function, name=function.__name__, description=describe(function.__name__, NAMED))
     return server
 
 
@@ -449,14 +323,6 @@ class ServeSettings:
     bearer_token: str | None = field(default=None, repr=False)
 
 
-def _configure_logging(level: LogLevel) -> None:
-    # Stdout carries the protocol in stdio mode: every log line goes to stderr.
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(level.value),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
-
-
 class StartupError(Exception):
     """The server cannot start (its port is taken, the deployment or the token is wrong); the text says why."""
 
@@ -506,7 +372,7 @@ async def serve(settings: ServeSettings) -> None:
                 asgi,
                 host=endpoint.host,
                 port=endpoint.port,
-                log_level=settings.log_level.value.lower(),
+                log_level=settings.log_level.value,
                 access_log=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
             )
@@ -553,7 +419,9 @@ def serve_mcp(
         float,
         typer.Option(callback=positive_seconds, help="Seconds a build may take before a tool gives up on it (> 0)."),
     ] = _DEFAULT_READINESS.build_timeout,
-    log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, help="Logs go to stderr.")] = LogLevel.WARNING,
+    log_level: Annotated[
+        LogLevel, typer.Option("--log-level", case_sensitive=False, help="Logs go to stderr.")
+    ] = LogLevel.WARNING,
 ) -> None:
     """Serve the workspace lifecycle tools as an MCP server (stdio by default).
 
@@ -592,7 +460,7 @@ def serve_mcp(
         endpoint=endpoint,
         bearer_token=bearer_token or None,
     )
-    _configure_logging(log_level)
+    configure_logging(log_level)
     try:
         # uvicorn needs asyncio; stdio would run on either backend, one loop keeps the two modes alike.
         anyio.run(serve, settings, backend="asyncio")

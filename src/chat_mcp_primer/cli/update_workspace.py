@@ -1,16 +1,17 @@
 """``chat-mcp-primer update-workspace``: move a Coder workspace onto a template version and wait until it is ready.
 
-The recipe is Coder's own (its UI and CLI since mid-2025), built from the shared pieces in
-`chat_mcp_primer.workspace.coder`: wait for any active build; if the workspace runs, stop it and wait for the
+The recipe is Coder's own (its UI and CLI since mid-2025) and is `CoderLifecycle.update`, the one the chat's
+``update_workspace`` tool runs: wait for any active build; if the workspace runs, stop it and wait for the
 stop; start it on the target version and wait; then wait for its agent to connect and finish its startup
 scripts. A version that cannot be built is refused before anything is built. A workspace already running
 the target version is left alone ("up-to-date", as ``coder update`` says) unless the request forces the
-update.
+update; its agent is still checked.
 
 Three layers, each callable on its own:
 
-- `update_workspace`: the async recipe on a `CoderClient` (whose clock times every wait). Coder's failures
-  become the report's ``error``; only cancellation and bugs propagate.
+- `update_workspace`: the lifecycle's update on a `CoderClient` (whose clock times every wait), with this
+  command's budgets, its progress lines and its report. Coder's failures become the report's ``error``;
+  only cancellation and bugs propagate.
 - `execute`: runs the recipe with anyio on a fresh event loop and maps Ctrl-C to an interrupted report. The
   one place a clock other than `SystemClock` can be injected, for tests.
 - the typer command: options, logging, the progress display, the output and the exit status.
@@ -22,7 +23,6 @@ import asyncio
 import dataclasses
 import json
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol, TextIO
 
@@ -37,28 +37,26 @@ from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Lo
 from chat_mcp_primer.cli._options import CODER_URL_HELP, parse_coder_url, positive_seconds
 from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.workspace.coder import (
-    AgentSelectionError,
-    BuildCanceledError,
-    BuildError,
-    BuildTimeoutError,
+    Action,
+    AgentReadiness,
+    AgentState,
     CoderAuthError,
     CoderClient,
     CoderError,
+    CoderLifecycle,
     CoderNotFoundError,
     CoderPermissionError,
     CoderValidationError,
     CoderWorkspaceDeletedError,
+    Failure,
+    FailureKind,
+    LifecycleObserver,
     ReadinessSettings,
     Transition,
     Workspace,
+    WorkspaceAgent,
     WorkspaceBuild,
-    build_when_idle,
-    is_running,
-    select_agent,
-    settle,
-    version_refusal,
-    wait_for_agent_ready,
-    wait_for_build,
+    describe_build,
 )
 
 _logger = structlog.get_logger("chat_mcp_primer.cli.update_workspace")
@@ -119,9 +117,9 @@ class UpdateRequest:
 @dataclass(slots=True)
 class UpdateReport:
     """What the update did, filled in as it proceeds: a caller that was interrupted still learns which
-    builds were made. ``ok`` is set only once the agent is ready (or the build has no agent), or when the
-    workspace already ran the target version (``up_to_date``: nothing was built); ``error`` is then None.
-    Texts never contain the session token."""
+    builds were made. ``ok`` is set only once the agent is ready (or the build has no agent), also when the
+    workspace already ran the target version (``up_to_date``: nothing was built, the agent still checked);
+    ``error`` is then None. Texts never contain the session token."""
 
     ok: bool = False
     interrupted: bool = False
@@ -176,7 +174,8 @@ async def update_workspace(
     of another template, failed or still importing), nor when it already runs the target version and
     ``request.force`` is not set (``report.up_to_date``); no start build is made when the stop fails, is
     canceled or exceeds ``stop_timeout``; ``ok`` only after the start build succeeded within
-    ``start_timeout`` and its agent connected within ``agent_timeout`` and finished its startup scripts.
+    ``start_timeout`` (or nothing needed building) and its agent connected within ``agent_timeout`` and
+    finished its startup scripts.
     Every Coder failure ends up in ``report.error`` (401 as "the session token was rejected"), with the
     build's ``job_error`` and ``error_code`` when a build failed. Cancellation propagates, leaving
     ``report`` as far as it got; pass your own ``report`` to read it then.
@@ -214,65 +213,60 @@ def _redact(text: str, token: str) -> str:
 
 
 async def _run_recipe(client: CoderClient, request: UpdateRequest, progress: Progress, report: UpdateReport) -> None:
-    clock = client.clock
-    readiness = ReadinessSettings(agent_online_timeout=request.agent_timeout)
-    stop_readiness = dataclasses.replace(readiness, build_timeout=request.stop_timeout)
-    start_readiness = dataclasses.replace(readiness, build_timeout=request.start_timeout)
+    readiness = ReadinessSettings(agent_online_timeout=request.agent_timeout, build_timeout=request.start_timeout)
+    lifecycle = CoderLifecycle(client, readiness, stop_build_timeout=request.stop_timeout)
 
     progress.phase(f"Looking up workspace {request.workspace_ref}")
     workspace = await _find_workspace(client, request)
     report.workspace_id, report.workspace_name = workspace.id, workspace.name
 
-    version_id = request.template_version_id or await _active_version(client, workspace)
-    report.template_version_id = version_id
-    progress.phase(f"Checking template version {version_id}")
-    refusal = await version_refusal(client, workspace, version_id)
-    if refusal is not None:
-        raise UpdateFailedError(refusal)
-
-    active = workspace.latest_build
-    if active.job.status.active:
-        # The active build gets the budget of its own kind: a stop gets the stop budget, anything else the start's.
-        settle_readiness = stop_readiness if active.transition is Transition.STOP else start_readiness
-        progress.phase(f"Waiting for the active {_describe(active)} to finish")
-        workspace = await settle(client, workspace, clock, settle_readiness)
-        if workspace.latest_build.job.status.active:
-            raise UpdateFailedError(
-                f"the workspace's {_describe(workspace.latest_build)} is still "
-                f"{workspace.latest_build.status.value} after {settle_readiness.build_timeout:g} s; try again later"
-            )
-
-    if not request.force and is_running(workspace) and workspace.latest_build.template_version_id == version_id:
+    observer = _ReportObserver(report, progress)
+    outcome = await lifecycle.update(workspace.id, request.template_version_id, force=request.force, observer=observer)
+    if outcome.failure is not None:
+        failure = outcome.failure
+        reason = _failure_reason(failure, request)
+        raise UpdateFailedError(reason, job_error=failure.job_error, error_code=failure.error_code)
+    if outcome.action is Action.UP_TO_DATE:
         report.up_to_date = True
-        _logger.info("update_workspace.up_to_date", workspace_id=workspace.id, version_id=version_id)
+        _logger.info("update_workspace.up_to_date", workspace_id=workspace.id, version_id=report.template_version_id)
+    agent_readiness = outcome.readiness
+    # A template without agents: the build is all there is to wait for.
+    if agent_readiness is None or agent_readiness.state in (AgentState.READY, AgentState.NO_AGENT):
         return
+    if agent_readiness.state is AgentState.SELECTION_ERROR:
+        raise UpdateFailedError(f"the started workspace has no single agent to wait for: {agent_readiness.error}")
+    assert outcome.agent is not None  # an agent that is not ready was selected and waited for
+    raise UpdateFailedError(_agent_problem(outcome.agent.name, agent_readiness, readiness))
 
-    if is_running(workspace):
-        stop = await build_when_idle(client, workspace, Transition.STOP, clock, stop_readiness)
-        report.stop_build_id = stop.id
-        _logger.info("update_workspace.build_created", transition="stop", build_id=stop.id)
-        progress.phase(f"Stopping {workspace.name} ({_describe(stop)})")
-        await _finish_build(client, stop, stop_readiness, "stopping the workspace")
 
-    start = await build_when_idle(
-        client, workspace, Transition.START, clock, start_readiness, template_version_id=version_id
-    )
-    report.start_build_id = start.id
-    _logger.info("update_workspace.build_created", transition="start", build_id=start.id, version_id=version_id)
-    progress.phase(f"Starting {workspace.name} on template version {version_id} ({_describe(start)})")
-    started = await _finish_build(client, start, start_readiness, "starting the workspace")
+class _ReportObserver(LifecycleObserver):
+    """Fills the report in as the update proceeds (so an interrupted run still names its builds) and
+    announces each phase."""
 
-    if not started.agents:
-        return  # A template without agents: the build is all there is to wait for.
-    try:
-        agent = select_agent(started.agents)
-    except AgentSelectionError as exc:
-        raise UpdateFailedError(f"the started workspace has no single agent to wait for: {exc}") from None
-    report.agent_id = agent.id
-    progress.phase(f"Waiting for agent {agent.name} to connect and run its startup scripts")
-    problem = await wait_for_agent_ready(client, started.id, agent.id, clock, start_readiness)
-    if problem:
-        raise UpdateFailedError(_agent_problem(agent.name, problem, start_readiness))
+    def __init__(self, report: UpdateReport, progress: Progress) -> None:
+        self._report = report
+        self._progress = progress
+
+    def version_chosen(self, workspace: Workspace, version_id: str) -> None:
+        self._report.template_version_id = version_id
+        self._progress.phase(f"Checking template version {version_id}")
+
+    def awaiting_build(self, workspace: Workspace, build: WorkspaceBuild) -> None:
+        self._progress.phase(f"Waiting for the active {describe_build(build)} to finish")
+
+    def build_posted(self, workspace: Workspace, build: WorkspaceBuild) -> None:
+        _logger.info("update_workspace.build_created", transition=build.transition.value, build_id=build.id)
+        if build.transition is Transition.STOP:
+            self._report.stop_build_id = build.id
+            self._progress.phase(f"Stopping {workspace.name} ({describe_build(build)})")
+            return
+        self._report.start_build_id = build.id
+        version = self._report.template_version_id
+        self._progress.phase(f"Starting {workspace.name} on template version {version} ({describe_build(build)})")
+
+    def agent_selected(self, workspace: Workspace, build: WorkspaceBuild, agent: WorkspaceAgent) -> None:
+        self._report.agent_id = agent.id
+        self._progress.phase(f"Waiting for agent {agent.name} to connect and run its startup scripts")
 
 
 async def _find_workspace(client: CoderClient, request: UpdateRequest) -> Workspace:
@@ -289,44 +283,34 @@ async def _find_workspace(client: CoderClient, request: UpdateRequest) -> Worksp
         raise UpdateFailedError(f"workspace {request.workspace_ref} not found: {exc}") from None
 
 
-async def _active_version(client: CoderClient, workspace: Workspace) -> str:
-    if workspace.template_active_version_id:
-        return workspace.template_active_version_id
-    return (await client.template(workspace.template_id)).active_version_id
+def _failure_reason(failure: Failure, request: UpdateRequest) -> str:
+    """A sentence for the update's failure, naming the build and the budget it ran out of."""
+    if failure.kind is FailureKind.DELETED:
+        return f"workspace {request.workspace_ref} was deleted"
+    if not failure.of_build:
+        return failure.message
+    stopping = failure.transition is Transition.STOP
+    doing = "stopping the workspace" if stopping else "starting the workspace"
+    build = f"(build {failure.build_id})"
+    if failure.kind is FailureKind.BUILD_TIMEOUT:
+        budget = request.stop_timeout if stopping else request.start_timeout
+        return f"{doing} did not finish within {budget:g} s {build}"
+    if failure.kind is FailureKind.BUILD_CANCELED:
+        return f"{doing} was canceled {build}"
+    reason = f"{doing} failed: {failure.job_error or 'Coder gave no error text'}"
+    if failure.error_code:
+        reason += f" [error code {failure.error_code}]"
+    return f"{reason} {build}"
 
 
-async def _finish_build(
-    client: CoderClient, build: WorkspaceBuild, readiness: ReadinessSettings, doing: str
-) -> WorkspaceBuild:
-    try:
-        return await wait_for_build(client, build, client.clock, readiness)
-    except BuildTimeoutError:
-        reason = f"{doing} did not finish within {readiness.build_timeout:g} s (build {build.id})"
-        raise UpdateFailedError(reason) from None
-    except BuildCanceledError:
-        raise UpdateFailedError(f"{doing} was canceled (build {build.id})") from None
-    except BuildError as exc:
-        reason = f"{doing} failed: {exc.job_error or 'Coder gave no error text'}"
-        if exc.error_code:
-            reason += f" [error code {exc.error_code}]"
-        reason += f" (build {build.id})"
-        raise UpdateFailedError(reason, job_error=exc.job_error, error_code=exc.error_code) from None
-
-
-def _describe(build: WorkspaceBuild) -> str:
-    return f"{build.transition.value} build #{build.build_number}"
-
-
-def _agent_problem(agent_name: str, problem: Mapping[str, Any], readiness: ReadinessSettings) -> str:
-    """A sentence for `wait_for_agent_ready`'s result keys (see its docstring)."""
-    if problem.get("agent_status") == "not_ready":
-        return (
-            f"agent {agent_name} did not connect within {readiness.agent_online_timeout:g} s "
-            f"({problem.get('agent_error')})"
-        )
-    if problem.get("startup_scripts") == "startup_scripts_timeout":
-        return f"agent {agent_name}'s startup scripts did not finish within {readiness.startup_scripts_timeout:g} s"
-    return f"agent {agent_name}'s startup scripts failed (lifecycle state {problem.get('lifecycle_state')})"
+def _agent_problem(agent_name: str, readiness: AgentReadiness, settings: ReadinessSettings) -> str:
+    """A sentence for an agent that is not ready."""
+    if readiness.state is AgentState.NOT_CONNECTED:
+        return f"agent {agent_name} did not connect within {settings.agent_online_timeout:g} s ({readiness.error})"
+    if readiness.state is AgentState.STARTUP_SCRIPTS_TIMEOUT:
+        return f"agent {agent_name}'s startup scripts did not finish within {settings.startup_scripts_timeout:g} s"
+    state = readiness.lifecycle_state.value if readiness.lifecycle_state is not None else "unknown"
+    return f"agent {agent_name}'s startup scripts failed (lifecycle state {state})"
 
 
 # -- running it -------------------------------------------------------------------------------------------

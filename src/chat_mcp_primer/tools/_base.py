@@ -1,45 +1,41 @@
-"""What the workspace lifecycle tools share: their per-turn context and the build-then-ready flow."""
+"""What the workspace lifecycle tools share: their per-turn context, the turn's observer, argument parsing."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import anyio
-
+from chat_mcp_primer._errors import ToolArgumentError
 from chat_mcp_primer.model import ToolResult, ToolSpec, WorkspaceBinding
-from chat_mcp_primer.workspace import coder
+from chat_mcp_primer.tools._render import NO_WORKSPACE, Result, render_outcome
+from chat_mcp_primer.tools.descriptions import CHAT, describe
 from chat_mcp_primer.workspace.coder import (
+    AgentReadiness,
     CoderBackend,
     CoderError,
-    CoderNotFoundError,
-    CoderWorkspaceDeletedError,
-    Result,
-    Transition,
+    CoderLifecycle,
+    KeyedLocks,
+    LifecycleObserver,
+    LifecycleOutcome,
     Workspace,
     WorkspaceAgent,
     WorkspaceBuild,
-    build_when_idle,
-)
-from chat_mcp_primer.workspace.coder import (
-    settle as settle_workspace,
 )
 from chat_mcp_primer.workspace_mcp import TurnWorkspace
-
-NO_WORKSPACE = "This chat has no workspace yet; use create_workspace first."
-DELETED = "The chat's workspace was deleted; use create_workspace to make a new one."
 
 
 @dataclass(frozen=True, slots=True)
 class ToolContext:
-    """One turn's view for the lifecycle tools: the backend, the turn's workspace state, the chat's lock."""
+    """One turn's view for the lifecycle tools: the backend and its lifecycle service, the turn's workspace
+    state, and the locks that serialise each chat's tools."""
 
     backend: CoderBackend
+    lifecycle: CoderLifecycle
     turn: TurnWorkspace
-    lock: anyio.Lock
+    locks: KeyedLocks
 
 
 def schema(properties: Mapping[str, Any] | None = None, required: tuple[str, ...] = ()) -> Mapping[str, Any]:
@@ -49,24 +45,57 @@ def schema(properties: Mapping[str, Any] | None = None, required: tuple[str, ...
     return MappingProxyType(body)
 
 
+def chat_spec(name: str, input_schema: Mapping[str, Any] | None = None) -> ToolSpec:
+    """The chat's tool ``name``, described as `describe` describes it for the chat's workspace."""
+    return ToolSpec(name=name, description=describe(name, CHAT), input_schema=input_schema or schema())
+
+
+class TurnObserver(LifecycleObserver):
+    """Binds the turn to each build and agent the operation settles on, and tells it once the agent's wait
+    ended, whatever the outcome: that notification starts the primer."""
+
+    def __init__(self, turn: TurnWorkspace) -> None:
+        self._turn = turn
+
+    def build_joined(self, workspace: Workspace, build: WorkspaceBuild) -> None:
+        self._turn.bind(WorkspaceBinding(workspace.id, build_id=build.id))
+
+    def build_posted(self, workspace: Workspace, build: WorkspaceBuild) -> None:
+        self._turn.bind(WorkspaceBinding(workspace.id, build_id=build.id))
+
+    def agent_selected(self, workspace: Workspace, build: WorkspaceBuild, agent: WorkspaceAgent) -> None:
+        self._turn.bind(WorkspaceBinding(workspace.id, build_id=build.id, agent_id=agent.id))
+
+    def agent_waited(self, agent: WorkspaceAgent, readiness: AgentReadiness, *, fresh: bool) -> None:
+        self._turn.agent_ready(fresh=fresh)
+
+
 class LifecycleTool:
-    """A workspace lifecycle tool: serialised per chat by the chat's lock, failures returned as results."""
+    """A workspace lifecycle tool: serialised per chat, failures (and bad arguments) returned as results."""
 
     spec: ToolSpec
 
     def __init__(self, context: ToolContext) -> None:
         self.context = context
+        self.observer = TurnObserver(context.turn)
 
     async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
-        async with self.context.lock:
+        async with self.context.locks.hold(self.context.turn.chat_id):
             try:
                 result = await self.run(arguments)
-            except CoderError as exc:
+            except (CoderError, ToolArgumentError) as exc:
                 return ToolResult.json({"error": str(exc)}, is_error=True)
         return ToolResult.json(result, is_error="error" in result)
 
     async def run(self, arguments: Mapping[str, Any]) -> Result:
         raise NotImplementedError
+
+    async def on_chat_workspace(self, operation: Callable[[str], Awaitable[LifecycleOutcome]]) -> Result:
+        """``operation`` on the chat's workspace, rendered; the chat's lack of one as its own result."""
+        binding = self.context.turn.binding
+        if binding is None:
+            return {"error": NO_WORKSPACE}
+        return render_outcome(await operation(binding.workspace_id), CHAT)
 
 
 def optional_str(arguments: Mapping[str, Any], name: str) -> str | None:
@@ -74,103 +103,17 @@ def optional_str(arguments: Mapping[str, Any], name: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise CoderError(f"argument {name!r} must be a string")
+        raise ToolArgumentError(f"argument {name!r} must be a string")
     return value
 
 
 def string_map(arguments: Mapping[str, Any], name: str) -> dict[str, str]:
     value = arguments.get(name) or {}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise CoderError(f"argument {name!r} must be an object of parameter names to values")
-    return {key: item if isinstance(item, str) else json.dumps(item) for key, item in value.items()}
+        raise ToolArgumentError(f"argument {name!r} must be an object of parameter names to values")
+    return {key: parameter_value(item) for key, item in value.items()}
 
 
-async def bound_workspace(context: ToolContext) -> Workspace | Result:
-    """The chat's workspace, or the result to give the model when it has none or it was deleted."""
-    binding = context.turn.binding
-    if binding is None:
-        return {"error": NO_WORKSPACE}
-    try:
-        return await context.backend.client.workspace(binding.workspace_id)
-    except (CoderNotFoundError, CoderWorkspaceDeletedError):
-        return {"error": DELETED}
-
-
-async def settled_workspace(context: ToolContext) -> Workspace | Result:
-    """The chat's workspace once any build in progress has finished, or the result for a missing one."""
-    workspace = await bound_workspace(context)
-    if isinstance(workspace, dict):
-        return workspace
-    return await settle(context, workspace)
-
-
-async def settle(context: ToolContext, workspace: Workspace) -> Workspace:
-    backend = context.backend
-    return await settle_workspace(backend.client, workspace, backend.clock, backend.readiness)
-
-
-async def post_build(
-    context: ToolContext, workspace: Workspace, transition: Transition, version_id: str | None = None
-) -> WorkspaceBuild:
-    backend = context.backend
-    return await build_when_idle(
-        backend.client, workspace, transition, backend.clock, backend.readiness, template_version_id=version_id
-    )
-
-
-async def stop_and_wait(context: ToolContext, workspace: Workspace) -> Result:
-    """Stop the workspace, binding the chat to the stop build: ``{"build_id"}``, or the failure with ``error``."""
-    backend = context.backend
-
-    def bind_stop(build: WorkspaceBuild) -> None:
-        context.turn.bind(WorkspaceBinding(workspace.id, build_id=build.id))
-
-    return await coder.stop_and_wait(backend.client, workspace, backend.clock, backend.readiness, on_build=bind_stop)
-
-
-async def ready_after_build(
-    context: ToolContext, workspace: Workspace, build: WorkspaceBuild, *, fresh: bool = True
-) -> Result:
-    """Bind the chat to ``build``, wait for it and for its agent, then notify the runtime (the primer runs).
-
-    Returns the result keys: ``build_id`` always; a build failure as ``error``; otherwise the agent's
-    readiness (``agent_status`` or the startup-script keys, nothing when ready).
-    """
-    backend = context.backend
-    context.turn.bind(WorkspaceBinding(workspace.id, build_id=build.id))
-    picked: list[WorkspaceAgent] = []
-    result = await coder.ready_after_build(
-        backend.client, build, backend.clock, backend.readiness, on_agent=_binder(context, workspace, build, picked)
-    )
-    if picked:
-        # The post-ready notification, on every path and whatever the readiness outcome: it starts the primer.
-        context.turn.agent_ready(fresh=fresh)
-    return result
-
-
-async def ready_agent(
-    context: ToolContext, workspace: Workspace, build: WorkspaceBuild, *, fresh: bool = True
-) -> Result:
-    """Select the chat's agent in a finished build, wait for it to be ready, and notify the runtime.
-
-    ``fresh`` is False when the tool found the build already running or in progress, rather than
-    starting it (see `TurnWorkspace.agent_ready`).
-    """
-    backend = context.backend
-    picked: list[WorkspaceAgent] = []
-    result = await coder.ready_agent(
-        backend.client, build, backend.clock, backend.readiness, on_agent=_binder(context, workspace, build, picked)
-    )
-    if picked:
-        context.turn.agent_ready(fresh=fresh)
-    return result
-
-
-def _binder(
-    context: ToolContext, workspace: Workspace, build: WorkspaceBuild, picked: list[WorkspaceAgent]
-) -> Callable[[WorkspaceAgent], None]:
-    def bind_agent(agent: WorkspaceAgent) -> None:
-        picked.append(agent)
-        context.turn.bind(WorkspaceBinding(workspace.id, build_id=build.id, agent_id=agent.id))
-
-    return bind_agent
+def parameter_value(value: object) -> str:
+    """Coder takes every rich parameter value as a string; JSON spells numbers and booleans as Coder does."""
+    return value if isinstance(value, str) else json.dumps(value)

@@ -5,48 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chat_mcp_primer.model import ToolSpec
-from chat_mcp_primer.tools._base import (
-    LifecycleTool,
-    bound_workspace,
-    optional_str,
-    post_build,
-    ready_after_build,
-    schema,
-    settle,
-    stop_and_wait,
-)
-from chat_mcp_primer.workspace.coder import Result, Transition, is_running, version_refusal
+from chat_mcp_primer.tools import descriptions as text
+from chat_mcp_primer.tools._base import LifecycleTool, chat_spec, optional_str, schema
+from chat_mcp_primer.tools._render import Result
 
 
 class UpdateWorkspace(LifecycleTool):
-    spec = ToolSpec(
-        name="update_workspace",
-        description=(
-            "Update the chat's workspace to a template version (default: the template's active version): "
-            "stop it, start it on that version, and wait until it is ready."
-        ),
-        input_schema=schema({"template_version_id": {"type": "string", "description": "Target version (optional)."}}),
+    spec = chat_spec(
+        "update_workspace",
+        schema({"template_version_id": {"type": "string", "description": text.TEMPLATE_VERSION_ID}}),
     )
 
     async def run(self, arguments: Mapping[str, Any]) -> Result:
-        workspace = await bound_workspace(self.context)
-        if isinstance(workspace, dict):
-            return workspace
-        version_id = optional_str(arguments, "template_version_id") or workspace.template_active_version_id
-        refusal = await version_refusal(self.context.backend.client, workspace, version_id)
-        if refusal is not None:
-            return {"updated": False, "workspace_name": workspace.name, "error": refusal}
-        workspace = await settle(self.context, workspace)
-        if is_running(workspace):
-            stopped = await stop_and_wait(self.context, workspace)
-            if "error" in stopped:
-                return {"updated": False, "workspace_name": workspace.name, **stopped}
-        started = await post_build(self.context, workspace, Transition.START, version_id)
-        result = await ready_after_build(self.context, workspace, started)
-        return {
-            "updated": "error" not in result,
-            "workspace_name": workspace.name,
-            "template_version_id": version_id,
-            **result,
-        }
+        version_id = optional_str(arguments, "template_version_id")
+        lifecycle = self.context.lifecycle
+        return await self.on_chat_workspace(
+            lambda workspace_id: lifecycle.update(workspace_id, version_id, observer=self.observer)
+        )

@@ -57,7 +57,8 @@ class FakeCoder:
     unless the query says ``owner:me``; give ``bob`` a workspace to catch a client that forgets.
 
     All methods are thread-safe. Workspaces are named by id or by name (of ``owner``, default ``alice``);
-    templates by name.
+    templates by name. ``workspaces_name_active_version=False`` answers as Coder releases before v2.1 did:
+    workspaces without ``template_active_version_id``, so only the template names its active version.
     """
 
     def __init__(
@@ -67,8 +68,10 @@ class FakeCoder:
         templates: Sequence[FakeTemplate] = (),
         seed: int = 0,
         anchor: datetime = DEFAULT_ANCHOR,
+        workspaces_name_active_version: bool = True,
     ) -> None:
         self._state = CoderState(clock, seed=seed, anchor=anchor)
+        self._state.workspaces_name_active_version = workspaces_name_active_version
         self._admin_token = self._state.issue_token(self._state.admin)
         self._member_token = self._state.issue_token(self._state.member)
         for template in templates:

@@ -73,6 +73,8 @@ class Renderer(CatalogRenderer):
             body["autostart_schedule"] = workspace.autostart_schedule
         if workspace.ttl_ms is not None:
             body["ttl_ms"] = workspace.ttl_ms
+        if not self.state.workspaces_name_active_version:
+            del body["template_active_version_id"]
         return body
 
     def build(self, build: BuildRecord) -> dict[str, Any]:

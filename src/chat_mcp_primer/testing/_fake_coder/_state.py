@@ -66,6 +66,9 @@ class CoderState:
         self.versions: dict[str, VersionRecord] = {}
         self.workspaces: dict[str, WorkspaceRecord] = {}
         self.builds: dict[str, BuildRecord] = {}
+        # Coder added ``template_active_version_id`` to workspaces in v2.1 (coder/coder#9226); False answers
+        # as older releases do, without it, so a caller must read the template to learn the active version.
+        self.workspaces_name_active_version = True
         self.admin = self.add_user(ADMIN_USERNAME, admin=True)
         self.member = self.add_user(MEMBER_USERNAME, admin=False)
 

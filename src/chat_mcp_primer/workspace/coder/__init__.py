@@ -1,4 +1,5 @@
-"""Coder: the REST client, its typed vocabulary, readiness waits, and the workspace backend built on them."""
+"""Coder: the REST client, its typed vocabulary, readiness waits, the lifecycle operations, and the
+workspace backend built on them."""
 
 from chat_mcp_primer.workspace.coder._backend import CoderBackend, McpAppSettings, is_mcp_app, server_name
 from chat_mcp_primer.workspace.coder._client import TOKEN_HEADER, CoderClient, CoderSettings
@@ -38,31 +39,40 @@ from chat_mcp_primer.workspace.coder._errors import (
     TemplateVersionImportingError,
     Validation,
 )
+from chat_mcp_primer.workspace.coder._keyed_locks import KeyedLocks
+from chat_mcp_primer.workspace.coder._lifecycle import CoderLifecycle
+from chat_mcp_primer.workspace.coder._outcomes import (
+    Action,
+    CreateRequest,
+    Failure,
+    FailureKind,
+    LifecycleObserver,
+    LifecycleOutcome,
+    Operation,
+    SilentObserver,
+)
 from chat_mcp_primer.workspace.coder._preflight import Deployment, check_deployment
 from chat_mcp_primer.workspace.coder._readiness import (
+    AGENT_READY,
+    AgentReadiness,
     AgentSelectionError,
+    AgentState,
     ReadinessSettings,
     select_agent,
+    wait_for_agent_readiness,
     wait_for_agent_ready,
     wait_for_build,
 )
-from chat_mcp_primer.workspace.coder._recipes import (
-    Result,
-    build_failure,
-    build_when_idle,
-    is_running,
-    is_stopped,
-    ready_after_build,
-    ready_agent,
-    settle,
-    stop_and_wait,
-    version_refusal,
-)
+from chat_mcp_primer.workspace.coder._recipes import describe_build, is_running, is_stopped
 from chat_mcp_primer.workspace.coder._url import CoderUrl
 
 __all__ = [
+    "AGENT_READY",
     "TOKEN_HEADER",
+    "Action",
+    "AgentReadiness",
     "AgentSelectionError",
+    "AgentState",
     "AgentStatus",
     "AppHealth",
     "BuildActiveError",
@@ -76,6 +86,7 @@ __all__ = [
     "CoderClient",
     "CoderConflictError",
     "CoderError",
+    "CoderLifecycle",
     "CoderNotFoundError",
     "CoderPermissionError",
     "CoderProtocolError",
@@ -85,14 +96,21 @@ __all__ = [
     "CoderUrl",
     "CoderValidationError",
     "CoderWorkspaceDeletedError",
+    "CreateRequest",
     "Deployment",
+    "Failure",
+    "FailureKind",
     "JobStatus",
+    "KeyedLocks",
+    "LifecycleObserver",
+    "LifecycleOutcome",
     "LifecycleState",
     "McpAppSettings",
+    "Operation",
     "Preset",
     "ProvisionerJob",
     "ReadinessSettings",
-    "Result",
+    "SilentObserver",
     "Template",
     "TemplateVersion",
     "TemplateVersionImportingError",
@@ -103,19 +121,14 @@ __all__ = [
     "WorkspaceAgent",
     "WorkspaceApp",
     "WorkspaceBuild",
-    "build_failure",
-    "build_when_idle",
     "check_deployment",
+    "describe_build",
     "is_mcp_app",
     "is_running",
     "is_stopped",
-    "ready_after_build",
-    "ready_agent",
     "select_agent",
     "server_name",
-    "settle",
-    "stop_and_wait",
-    "version_refusal",
+    "wait_for_agent_readiness",
     "wait_for_agent_ready",
     "wait_for_build",
 ]

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 import httpx_sse
 
-from chat_mcp_primer.clock import Clock, SystemClock, run_with_timeout
+from chat_mcp_primer.clock import Clock, SystemClock, run_with_timeout, tags
 from chat_mcp_primer.workspace.coder._domain import (
     Preset,
     Template,
@@ -36,8 +36,6 @@ from chat_mcp_primer.workspace.coder._errors import (
 from chat_mcp_primer.workspace.coder._url import CoderUrl
 
 TOKEN_HEADER = "Coder-Session-Token"
-REQUEST_TAGS = ("coder", "request")
-RETRY_TAGS = ("coder", "retry")
 
 
 def path_segment(value: str) -> str:
@@ -153,7 +151,7 @@ class CoderClient:
                     self.clock,
                     settings.request_timeout,
                     lambda: self._http.request(method, path, json=body, params=params),
-                    *REQUEST_TAGS,
+                    *tags.CODER_REQUEST,
                 )
             except (httpx.TransportError, TimeoutError) as exc:
                 if attempt == settings.max_attempts:
@@ -162,7 +160,7 @@ class CoderClient:
                     else:
                         cause = transport_cause(exc)
                     raise CoderTransportError(f"cannot reach {self.authority}: {cause} ({method} {path})") from None
-                await self.clock.sleep(backoff, *RETRY_TAGS)
+                await self.clock.sleep(backoff, *tags.CODER_RETRY)
                 backoff = min(backoff * 2, settings.max_backoff)
                 continue
             if response.status_code < 400:
@@ -178,7 +176,7 @@ class CoderClient:
                     if hinted > settings.max_retry_after:
                         raise error
                     wait = hinted
-            await self.clock.sleep(wait, *RETRY_TAGS)
+            await self.clock.sleep(wait, *tags.CODER_RETRY)
             backoff = min(backoff * 2, settings.max_backoff)
         raise AssertionError("unreachable")  # pragma: no cover
 

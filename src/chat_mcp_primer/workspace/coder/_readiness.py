@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
 
-from chat_mcp_primer.clock import Clock, run_with_timeout
+from chat_mcp_primer.clock import Clock, run_with_timeout, tags
 from chat_mcp_primer.workspace.coder._client import CoderClient
 from chat_mcp_primer.workspace.coder._domain import (
     AgentStatus,
@@ -29,9 +29,6 @@ from chat_mcp_primer.workspace.coder._errors import (
 # than spending the rest of a readiness budget.
 _FINAL = (CoderAuthError, CoderPermissionError, CoderNotFoundError)
 
-BUILD_POLL_TAGS = ("coder", "build-poll")
-AGENT_POLL_TAGS = ("coder", "agent-poll")
-LIFECYCLE_POLL_TAGS = ("coder", "lifecycle-poll")
 # The suffix that marks the agent a chat should use when a build has several.
 CHAT_AGENT_SUFFIX = "-coderd-chat"
 
@@ -52,6 +49,53 @@ class ReadinessSettings:
     # Startup scripts may install toolchains: ten minutes, independent of the connect budget.
     startup_scripts_timeout: float = 600.0
     lifecycle_poll_interval: float = 2.0
+
+
+class AgentState(StrEnum):
+    """How the wait for a build's agent ended. The values are the reference's result strings."""
+
+    READY = "ready"
+    # The build has no agent at all (a template without one): there is nothing to wait for.
+    NO_AGENT = "no_agent"
+    # The build's agents do not name one for the chat (see `select_agent`); nothing was waited for.
+    SELECTION_ERROR = "selection_error"
+    # The agent did not connect within ``agent_online_timeout``.
+    NOT_CONNECTED = "not_ready"
+    STARTUP_SCRIPTS_FAILED = "startup_scripts_failed"
+    STARTUP_SCRIPTS_TIMEOUT = "startup_scripts_timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReadiness:
+    """The agent's readiness once a wait ended: its state, why it is not ready, and the lifecycle state
+    it stopped in when its startup scripts failed."""
+
+    state: AgentState
+    error: str | None = None
+    lifecycle_state: LifecycleState | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state is AgentState.READY
+
+    def result_keys(self) -> dict[str, str | None]:
+        """The reference's result keys for this readiness: none when ready, else ``agent_status`` (with
+        ``agent_error``) or ``startup_scripts`` (with ``lifecycle_state`` when the scripts failed)."""
+        match self.state:
+            case AgentState.READY:
+                return {}
+            case AgentState.NO_AGENT:
+                return {"agent_status": self.state.value}
+            case AgentState.SELECTION_ERROR | AgentState.NOT_CONNECTED:
+                return {"agent_status": self.state.value, "agent_error": self.error}
+            case AgentState.STARTUP_SCRIPTS_FAILED:
+                state = self.lifecycle_state.value if self.lifecycle_state is not None else None
+                return {"startup_scripts": self.state.value, "lifecycle_state": state}
+            case AgentState.STARTUP_SCRIPTS_TIMEOUT:
+                return {"startup_scripts": self.state.value}
+
+
+AGENT_READY = AgentReadiness(AgentState.READY)
 
 
 class AgentSelectionError(CoderError):
@@ -95,7 +139,7 @@ async def wait_for_build(
         remaining = deadline - clock.now()
         if remaining <= 0:
             raise BuildTimeoutError(f"build did not finish within {settings.build_timeout:g} s", build_id=build.id)
-        await clock.sleep(min(settings.build_poll_interval, remaining), *BUILD_POLL_TAGS)
+        await clock.sleep(min(settings.build_poll_interval, remaining), *tags.CODER_BUILD_POLL)
         build = await client.build(build.id)
 
 
@@ -105,15 +149,22 @@ def _agent_in(build: WorkspaceBuild, agent_id: str) -> WorkspaceAgent | None:
 
 async def wait_for_agent_ready(
     client: CoderClient, build_id: str, agent_id: str, clock: Clock, settings: ReadinessSettings
-) -> dict[str, Any]:
-    """Wait for the agent to connect, then for its startup scripts; an empty dict when it is ready.
+) -> dict[str, str | None]:
+    """`wait_for_agent_readiness` as the reference's result keys (`AgentReadiness.result_keys`): an empty
+    dict when the agent is ready."""
+    return (await wait_for_agent_readiness(client, build_id, agent_id, clock, settings)).result_keys()
 
-    The two budgets are independent. Phase 1 (online): on exhaustion ``{"agent_status": "not_ready",
-    "agent_error": ...}``. Phase 2 (lifecycle): ``created``/``starting`` keep waiting, ``ready`` is
-    success, any other state gives ``{"startup_scripts": "startup_scripts_failed", "lifecycle_state":
-    <state>}``, exhaustion ``{"startup_scripts": "startup_scripts_timeout"}``. A revoked token or a
-    build that is gone raises at once; other read failures are retried within the budget. Cancellation
-    propagates.
+
+async def wait_for_agent_readiness(
+    client: CoderClient, build_id: str, agent_id: str, clock: Clock, settings: ReadinessSettings
+) -> AgentReadiness:
+    """Wait for the agent to connect, then for its startup scripts; `AGENT_READY` when it is ready.
+
+    The two budgets are independent. Phase 1 (online): on exhaustion `AgentState.NOT_CONNECTED` with the
+    last reason as ``error``. Phase 2 (lifecycle): ``created``/``starting`` keep waiting, ``ready`` is
+    success, any other state gives `AgentState.STARTUP_SCRIPTS_FAILED` with that ``lifecycle_state``,
+    exhaustion `AgentState.STARTUP_SCRIPTS_TIMEOUT`. A revoked token or a build that is gone raises at
+    once; other read failures are retried within the budget. Cancellation propagates.
     """
     online_deadline = clock.now() + settings.agent_online_timeout
     last_error = "agent has not connected yet"
@@ -121,7 +172,7 @@ async def wait_for_agent_ready(
     while True:
         try:
             build = await run_with_timeout(
-                clock, settings.agent_probe_timeout, lambda: client.build(build_id), *AGENT_POLL_TAGS
+                clock, settings.agent_probe_timeout, lambda: client.build(build_id), *tags.CODER_AGENT_POLL
             )
             agent = _agent_in(build, agent_id)
             if agent is None:
@@ -136,21 +187,21 @@ async def wait_for_agent_ready(
             last_error = str(exc) or type(exc).__name__
         remaining = online_deadline - clock.now()
         if remaining <= 0:
-            return {"agent_status": "not_ready", "agent_error": last_error}
-        await clock.sleep(min(settings.agent_probe_interval, remaining), *AGENT_POLL_TAGS)
+            return AgentReadiness(AgentState.NOT_CONNECTED, error=last_error)
+        await clock.sleep(min(settings.agent_probe_interval, remaining), *tags.CODER_AGENT_POLL)
 
     assert agent is not None  # the loop above only breaks on a connected agent
     scripts_deadline = clock.now() + settings.startup_scripts_timeout
     while True:
         state = agent.lifecycle_state
         if state is LifecycleState.READY:
-            return {}
+            return AGENT_READY
         if state not in (LifecycleState.CREATED, LifecycleState.STARTING):
-            return {"startup_scripts": "startup_scripts_failed", "lifecycle_state": state.value}
+            return AgentReadiness(AgentState.STARTUP_SCRIPTS_FAILED, lifecycle_state=state)
         remaining = scripts_deadline - clock.now()
         if remaining <= 0:
-            return {"startup_scripts": "startup_scripts_timeout"}
-        await clock.sleep(min(settings.lifecycle_poll_interval, remaining), *LIFECYCLE_POLL_TAGS)
+            return AgentReadiness(AgentState.STARTUP_SCRIPTS_TIMEOUT)
+        await clock.sleep(min(settings.lifecycle_poll_interval, remaining), *tags.CODER_LIFECYCLE_POLL)
         try:
             build = await client.build(build_id)
         except _FINAL:
