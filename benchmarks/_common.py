@@ -9,7 +9,7 @@ import math
 import resource
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +23,6 @@ from chat_mcp_primer import (
     SystemClock,
     ToolResult,
     ToolSpec,
-    TurnWorkspace,
     WorkspaceBinding,
 )
 from chat_mcp_primer.events import Events
@@ -96,36 +95,6 @@ class CheckStatus:
 
     async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
         return ToolResult("still working")
-
-
-class Provision:
-    """Stands in for create_workspace: binds the chat to a build, then to its ready agent, and calls
-    `TurnWorkspace.agent_ready()`. ``before`` runs first (e.g. a barrier), ``after`` once the agent is ready."""
-
-    spec = ToolSpec(name="provision", description="Create a workspace and wait for its agent.")
-
-    def __init__(
-        self,
-        turn: TurnWorkspace,
-        binding: WorkspaceBinding,
-        *,
-        before: Callable[[], Awaitable[None]] | None = None,
-        after: Callable[[], None] | None = None,
-    ) -> None:
-        self._turn = turn
-        self._binding = binding
-        self._before = before
-        self._after = after
-
-    async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
-        if self._before is not None:
-            await self._before()
-        self._turn.bind(WorkspaceBinding(self._binding.workspace_id, build_id=self._binding.build_id))
-        self._turn.bind(self._binding)
-        self._turn.agent_ready()
-        if self._after is not None:
-            self._after()
-        return ToolResult.json({"created": True, "workspace_name": self._binding.workspace_id})
 
 
 @dataclass(slots=True)

@@ -27,7 +27,6 @@ from benchmarks._common import (
     GUARD_S,
     CheckStatus,
     LoopMonitor,
-    Provision,
     Row,
     Section,
     WorkingModel,
@@ -38,7 +37,7 @@ from benchmarks._common import (
 from benchmarks._server_farm import ServerFarm
 from chat_mcp_primer import Chat, ChatRuntime, Event, PrimerSettings, SystemClock, WorkspaceBinding
 from chat_mcp_primer.runtime import WorkspacesFrom
-from chat_mcp_primer.testing import InMemoryWorkspaces
+from chat_mcp_primer.testing import InMemoryWorkspaces, ProvisionTool
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace_mcp import Strategy
 
@@ -112,7 +111,7 @@ async def run_strategy(shape: Shape, strategy: Strategy, farm: ServerFarm) -> Ou
     runtime = ChatRuntime(
         model,
         workspaces=WorkspacesFrom(
-            workspaces, tools=lambda turn: [Provision(turn, bindings[turn.chat_id], before=barrier)]
+            workspaces, tools=lambda turn: [ProvisionTool(turn, bindings[turn.chat_id], before=barrier)]
         ),
         tools=[CheckStatus()],
         clock=clock,

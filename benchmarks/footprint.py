@@ -16,9 +16,9 @@ from collections import Counter
 
 import anyio
 
-from benchmarks._common import GUARD_S, Provision, WorkingModel
+from benchmarks._common import GUARD_S, WorkingModel
 from chat_mcp_primer import Chat, ChatRuntime, Event, SystemClock, WorkspaceBinding, WorkspacesFrom
-from chat_mcp_primer.testing import InMemoryWorkspaces, WorkspaceMCPServer, echo_tools
+from chat_mcp_primer.testing import InMemoryWorkspaces, ProvisionTool, WorkspaceMCPServer, echo_tools
 
 CHATS = 500
 AGENTS = 50
@@ -49,7 +49,7 @@ async def measure() -> tuple[float, float]:
                 bindings[f"chat-{a}-{c}"] = WorkspaceBinding(f"ws-{a}", build_id=f"b-{a}", agent_id=f"agent-{a}")
         runtime = ChatRuntime(
             WorkingModel("never__", step_seconds=0.5),
-            workspaces=WorkspacesFrom(workspaces, tools=lambda turn: [Provision(turn, bindings[turn.chat_id])]),
+            workspaces=WorkspacesFrom(workspaces, tools=lambda turn: [ProvisionTool(turn, bindings[turn.chat_id])]),
             clock=clock,
             on_event=count,
         )

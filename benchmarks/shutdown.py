@@ -20,7 +20,6 @@ from benchmarks._common import (
     GUARD_S,
     CheckStatus,
     GcPauses,
-    Provision,
     Row,
     Section,
     WorkingModel,
@@ -41,7 +40,7 @@ from chat_mcp_primer import (
     WorkspaceBinding,
 )
 from chat_mcp_primer.runtime import WorkspacesFrom
-from chat_mcp_primer.testing import InMemoryWorkspaces
+from chat_mcp_primer.testing import InMemoryWorkspaces, ProvisionTool
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace_mcp import Strategy
 
@@ -98,7 +97,7 @@ async def run_strategy(chats: int, chats_per_workspace: int, strategy: Strategy,
 
     def provisioning(turn: TurnWorkspace) -> list[Tool]:
         turns.append(turn)
-        return [Provision(turn, bindings[turn.chat_id])]
+        return [ProvisionTool(turn, bindings[turn.chat_id])]
 
     def pool_open() -> int:
         # The turns of one runtime share its session pool, so every turn reports the same pool.

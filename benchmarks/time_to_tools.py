@@ -29,7 +29,6 @@ import anyio
 
 from benchmarks._common import (
     CheckStatus,
-    Provision,
     Row,
     Section,
     WorkingModel,
@@ -44,7 +43,14 @@ from benchmarks._common import (
 )
 from chat_mcp_primer import Chat, ChatRuntime, PrimerSettings, SystemClock, WorkspaceBinding
 from chat_mcp_primer.runtime import WorkspacesFrom
-from chat_mcp_primer.testing import EventRecorder, InMemoryWorkspaces, WorkspaceMCPServer, echo_tools, free_port
+from chat_mcp_primer.testing import (
+    EventRecorder,
+    InMemoryWorkspaces,
+    ProvisionTool,
+    WorkspaceMCPServer,
+    echo_tools,
+    free_port,
+)
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace_mcp import Strategy
 
@@ -145,7 +151,7 @@ async def run_trial(trial: Trial, server: WorkspaceMCPServer, guard_s: float, de
     runtime = ChatRuntime(
         model,
         workspaces=WorkspacesFrom(
-            workspaces, tools=lambda turn: [Provision(turn, binding, after=server_comes_up_later)]
+            workspaces, tools=lambda turn: [ProvisionTool(turn, binding, after=server_comes_up_later)]
         ),
         tools=[CheckStatus()],
         clock=clock,
