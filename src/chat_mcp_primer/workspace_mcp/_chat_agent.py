@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from chat_mcp_primer.events import EventName, Events
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.workspace import AgentMcp, WorkspaceMcpSource
-from chat_mcp_primer.workspace_mcp._bus import AgentBus, AgentKey, Unsubscribe, WakeListener
+from chat_mcp_primer.workspace_mcp._bus import AgentBus, AgentKey, Unsubscribe, Wake, WakeListener
 from chat_mcp_primer.workspace_mcp._cache import CacheKey
 from chat_mcp_primer.workspace_mcp._failures import describe_failure
 
@@ -97,6 +97,12 @@ class ChatAgent:
         return agent
 
     def close(self) -> None:
+        """Stop hearing the bus, for good: the turn has ended (and its callback is let go, so nothing here
+        keeps the finished turn alive)."""
+        self._unfollow()
+        self._on_wake = _ignore
+
+    def _unfollow(self) -> None:
         if self._following is not None:
             self._following[1]()
             self._following = None
@@ -112,6 +118,10 @@ class ChatAgent:
             key = (binding.workspace_id, binding.agent_id)
         if self._following is not None and self._following[0] == key:
             return
-        self.close()
+        self._unfollow()
         if key is not None:
             self._following = (key, self._hub.buses.bus(key).subscribe(self._on_wake))
+
+
+def _ignore(wake: Wake) -> None:
+    return None

@@ -20,6 +20,9 @@ from chat_mcp_primer.workspace_mcp._session import McpSession
 from chat_mcp_primer.workspace_mcp._sessions import McpSessions
 from chat_mcp_primer.workspace_mcp._settings import ListingLimits
 
+# The failures of an attempt in which nothing failed (the usual one), shared.
+_NONE: Mapping[str, str] = MappingProxyType({})
+
 
 class Outcome(StrEnum):
     """How one discovery attempt ended."""
@@ -38,7 +41,7 @@ class DiscoveryResult:
     tools: tuple[RemoteTool, ...] = ()
     agent: AgentMcp | None = None
     # Why each server that failed in this attempt failed, by server name.
-    failures: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    failures: Mapping[str, str] = field(default_factory=lambda: _NONE)
 
     @property
     def complete(self) -> bool:
@@ -154,7 +157,9 @@ class Discovery:
             outcome = Outcome.ERROR
         else:
             outcome = Outcome.EMPTY
-        return DiscoveryResult(outcome, tools=tools, agent=agent, failures=MappingProxyType(failed))
+        return DiscoveryResult(
+            outcome, tools=tools, agent=agent, failures=MappingProxyType(failed) if failed else _NONE
+        )
 
     async def _fetch(self, key: CacheKey, endpoint: McpEndpoint, events: Events) -> _Listed:
         """What listing the server gives, joining a listing already in flight for it. Never raises."""

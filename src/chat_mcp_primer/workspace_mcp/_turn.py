@@ -80,6 +80,7 @@ class TurnWorkspace:
             await tasks.__aexit__(exc_type, exc, traceback)
         finally:
             self._agent.close()
+            self._primer.close()
             self._hub.sessions.release(self._agent.used)
 
     @property
@@ -204,8 +205,10 @@ class TurnWorkspace:
         if current is self._offered:
             return None
         # The workspace tools this turn offered before are replaced; everything else in the list stays.
-        replaced = {id(tool) for tool in self._offered.tools}
-        self._offered = current
+        previous, self._offered = self._offered, current
         if current.tools:
             self._events.emit(EventName.TOOLS_ADDED, count=len(current.tools), names=current.names)
+        if not previous.tools:
+            return [*tools, *current.tools]
+        replaced = {id(tool) for tool in previous.tools}
         return [*(tool for tool in tools if id(tool) not in replaced), *current.tools]
