@@ -30,9 +30,11 @@ from typing import Any
 import anyio
 import pytest
 import sniffio
+from mcp import Client
 
 import chat_mcp_primer
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse, ToolResult, ToolSpec
+from chat_mcp_primer.cli.serve_mcp import WorkspaceLifecycle, build_server
 from chat_mcp_primer.clock import tags as clock_tags
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.runtime import WorkspacesFrom
@@ -554,6 +556,67 @@ async def test_cancelling_a_coder_turn_at_any_wait_leaves_nothing_behind(
     sweep.report()
 
 
+# -- scenario 3: serve-mcp's building tools, their progress heartbeat beside the lifecycle's waits -------
+
+
+async def _ignore_progress(progress: float, total: float | None, message: str | None) -> None:
+    return None
+
+
+@dataclass
+class ServeMcpWorld:
+    """A real MCP client, in process, asks serve-mcp to create a workspace and asks for progress: the
+    lifecycle's waits run with the progress heartbeat beside them."""
+
+    clock: MockClock
+    fake: FakeCoder
+    coder: ServedFakeCoder
+    runs: Iterator[int] = field(default_factory=lambda: iter(range(1_000)))
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[Client]:
+        async with (
+            CoderClient(self.coder.url, self.coder.token, clock=self.clock) as coder_client,
+            Client(build_server(WorkspaceLifecycle(coder_client)), cache=None) as client,
+        ):
+            yield client
+
+    async def create(self, client: Client) -> dict[str, Any]:
+        arguments = {"template_id": self.fake.template_id("docker"), "name": f"serve-{next(self.runs)}"}
+        result = await client.call_tool("create_workspace", arguments, progress_callback=_ignore_progress)
+        return result.structured_content or {}
+
+    async def record_waits(self) -> list[Tags]:
+        async with self.client() as client:
+            with anyio.fail_after(GUARD_S):
+                async with self.clock.autojump():
+                    return await record_waits(self.clock, lambda: self.create(client))
+
+
+async def test_cancelling_a_serve_mcp_create_at_any_wait_leaves_nothing_behind(
+    clock: MockClock, fake: FakeCoder, coder: ServedFakeCoder
+) -> None:
+    world = ServeMcpWorld(clock, fake, coder)
+    waits = await world.record_waits()
+    assert {clock_tags.SERVE_MCP_PROGRESS, clock_tags.CODER_BUILD_POLL} <= set(waits)
+
+    sweep = Sweep()
+    for wait, how in itertools.product(waits, cancellations()):
+        baseline = count_tasks()
+        async with world.client() as client:
+            with anyio.fail_after(GUARD_S):
+                async with clock.autojump():
+                    before = count_tasks()
+                    cancelled = await cancel_at(clock, wait, partial(world.create, client), how)
+                    sweep.check_cancelled(wait, how, cancelled)
+                    sweep.check(wait, how, count_tasks() == before, f"{count_tasks() - before} task(s) left")
+                    answer = await world.create(client)
+                    sweep.check(wait, how, answer.get("created") is True, f"the next create answered {answer}")
+        sweep.check(wait, how, count_tasks() == baseline, f"{count_tasks() - baseline} task(s) left after the client")
+        await wait_for_no_connections("the fake Coder", lambda: coder.open_connections)
+    sweep.report()
+
+
 def library_wait_tags() -> dict[str, Tags]:
     """The tags of every wait of the library, all listed in `chat_mcp_primer.clock.tags`."""
     return {name: value for name, value in vars(clock_tags).items() if isinstance(value, tuple)}
@@ -584,6 +647,7 @@ async def test_every_tagged_wait_of_the_library_is_swept(
     swept = [
         *await InMemoryWorld(clock, workspaces, docs_server, shared=False).record_waits("chat-coverage"),
         *await CoderWorld(clock, fake, coder).record_waits(),
+        *await ServeMcpWorld(clock, fake, coder).record_waits(),
     ]
     constants = library_wait_tags()
     assert len(constants) >= 14  # the module holds the constants at all

@@ -135,6 +135,15 @@ async def test_create_workspace_without_template_id_is_a_clear_error(world: Worl
     assert "list_templates" in result["error"]
 
 
+async def test_create_workspace_with_a_template_id_that_is_not_a_uuid_says_so_before_coder_is_asked(
+    world: World,
+) -> None:
+    async with turn(world) as t:
+        result = await t.call("create_workspace", template_id="docker", name="dev")
+    assert result["error"] == "template_id must be a UUID (call list_templates to find one), got 'docker'"
+    assert world.fake.builds_created == 0
+
+
 async def test_create_workspace_with_a_taken_name_is_an_error_result(world: World) -> None:
     world.fake.create_workspace("dev", "docker")
     async with turn(world) as t:

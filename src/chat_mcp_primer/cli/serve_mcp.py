@@ -24,6 +24,7 @@ import structlog
 import typer
 import uvicorn
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field
 from starlette.responses import JSONResponse
@@ -31,12 +32,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chat_mcp_primer._errors import ToolArgumentError
 from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, LogLevel, app, configure_logging
+from chat_mcp_primer.cli._long_calls import LongCall
 from chat_mcp_primer.cli._options import CODER_URL_HELP, parse_coder_url, positive_seconds
 from chat_mcp_primer.tools import (
     NAMED,
     Result,
     describe,
     parameter_value,
+    render_in_progress,
     render_outcome,
     render_status,
     render_templates,
@@ -49,7 +52,9 @@ from chat_mcp_primer.workspace.coder import (
     CoderNotFoundError,
     CreateRequest,
     KeyedLocks,
+    LifecycleObserver,
     LifecycleOutcome,
+    Operation,
     ReadinessSettings,
     Workspace,
     check_deployment,
@@ -79,10 +84,13 @@ _log = structlog.get_logger("chat_mcp_primer.serve_mcp")
 SERVER_INSTRUCTIONS = (
     "Workspace lifecycle tools for one Coder deployment, acting as the user whose session token the server "
     "holds. A `workspace` argument is a workspace id or name (names compare case-insensitively). Tools that "
-    "build wait for the build and for the workspace agent to be ready before they answer."
+    "build wait for the build and for the workspace agent to be ready before they answer, sending progress "
+    "notifications meanwhile; with `wait: false` they answer once the build is posted, and workspace_status "
+    "follows it."
 )
 
 WorkspaceRef = Annotated[str, Field(description=text.WORKSPACE_REFERENCE)]
+Wait = Annotated[bool, Field(description=text.WAIT)]
 
 # The shared levels in the SDK's spelling (MCPServer configures the standard library's logging with it).
 _SDK_LOG_LEVELS: dict[LogLevel, Literal["DEBUG", "INFO", "WARNING", "ERROR"]] = {
@@ -145,21 +153,25 @@ class WorkspaceLifecycle:
     async def list_templates(self) -> Result:
         return render_templates(await self.client.templates())
 
-    async def create_workspace(self, request: CreateRequest) -> Result:
+    async def create_workspace(self, request: CreateRequest, observer: LifecycleObserver | None = None) -> Result:
         async with self.locks.hold(_lock_key(request.name)):
-            return render_outcome(await self.lifecycle.create(request), NAMED)
+            return render_outcome(await self.lifecycle.create(request, observer=observer), NAMED)
 
-    async def start_workspace(self, reference: str) -> Result:
-        return await self._on(reference, self.lifecycle.start)
+    async def start_workspace(self, reference: str, observer: LifecycleObserver | None = None) -> Result:
+        return await self._on(reference, lambda workspace_id: self.lifecycle.start(workspace_id, observer=observer))
 
     async def stop_workspace(self, reference: str) -> Result:
         return await self._on(reference, self.lifecycle.stop)
 
-    async def restart_workspace(self, reference: str) -> Result:
-        return await self._on(reference, self.lifecycle.restart)
+    async def restart_workspace(self, reference: str, observer: LifecycleObserver | None = None) -> Result:
+        return await self._on(reference, lambda workspace_id: self.lifecycle.restart(workspace_id, observer=observer))
 
-    async def update_workspace(self, reference: str, template_version_id: str | None) -> Result:
-        return await self._on(reference, lambda workspace_id: self.lifecycle.update(workspace_id, template_version_id))
+    async def update_workspace(
+        self, reference: str, template_version_id: str | None, observer: LifecycleObserver | None = None
+    ) -> Result:
+        return await self._on(
+            reference, lambda workspace_id: self.lifecycle.update(workspace_id, template_version_id, observer=observer)
+        )
 
     async def workspace_status(self, reference: str) -> Result:
         """The workspace as it is now; never waits and never builds."""
@@ -186,6 +198,30 @@ async def tool_result(tool: str, operation: Awaitable[Result]) -> CallToolResult
     )
 
 
+async def long_call_result(
+    operation: Operation,
+    context: Context,
+    lifecycle: WorkspaceLifecycle,
+    wait: bool,
+    run: Callable[[LongCall], Awaitable[Result]],
+) -> CallToolResult:
+    """`tool_result` for a tool that builds (``{operation}_workspace``): progress notifications while it
+    waits (see `LongCall`); with ``wait`` false, the answer as soon as the build that brings the workspace
+    up is posted or joined."""
+
+    async def send(progress: float, message: str) -> None:
+        await context.report_progress(progress, message=message)  # a no-op unless the client gave a token
+
+    tool = f"{operation.value}_workspace"
+    call = LongCall(operation, lifecycle.lifecycle.clock, send, return_early=not wait)
+
+    async def answer() -> Result:
+        result = await call.keep_alive(tool, run)
+        return result if result is not None else render_in_progress(call.early_outcome(), NAMED)
+
+    return await tool_result(tool, answer())
+
+
 def _parameter_values(parameters: dict[str, str | int | float | bool] | None) -> dict[str, str]:
     return {name: parameter_value(value) for name, value in (parameters or {}).items()}
 
@@ -198,29 +234,48 @@ def build_server(lifecycle: WorkspaceLifecycle, *, log_level: LogLevel = LogLeve
         return await tool_result("list_templates", lifecycle.list_templates())
 
     async def create_workspace(
+        context: Context,
         template_id: Annotated[str, Field(description=text.TEMPLATE_ID)],
         name: Annotated[str, Field(description=text.WORKSPACE_NAME)],
         parameters: Annotated[dict[str, str | int | float | bool] | None, Field(description=text.PARAMETERS)] = None,
         preset_id: Annotated[str | None, Field(description=text.PRESET_ID)] = None,
+        wait: Wait = True,
     ) -> CallToolResult:
         request = CreateRequest(name, template_id, _parameter_values(parameters), preset_id or None)
-        return await tool_result("create_workspace", lifecycle.create_workspace(request))
+        return await long_call_result(
+            Operation.CREATE, context, lifecycle, wait, lambda observer: lifecycle.create_workspace(request, observer)
+        )
 
-    async def start_workspace(workspace: WorkspaceRef) -> CallToolResult:
-        return await tool_result("start_workspace", lifecycle.start_workspace(workspace))
+    async def start_workspace(context: Context, workspace: WorkspaceRef, wait: Wait = True) -> CallToolResult:
+        return await long_call_result(
+            Operation.START, context, lifecycle, wait, lambda observer: lifecycle.start_workspace(workspace, observer)
+        )
 
     async def stop_workspace(workspace: WorkspaceRef) -> CallToolResult:
         return await tool_result("stop_workspace", lifecycle.stop_workspace(workspace))
 
-    async def restart_workspace(workspace: WorkspaceRef) -> CallToolResult:
-        return await tool_result("restart_workspace", lifecycle.restart_workspace(workspace))
+    async def restart_workspace(context: Context, workspace: WorkspaceRef, wait: Wait = True) -> CallToolResult:
+        return await long_call_result(
+            Operation.RESTART,
+            context,
+            lifecycle,
+            wait,
+            lambda observer: lifecycle.restart_workspace(workspace, observer),
+        )
 
     async def update_workspace(
+        context: Context,
         workspace: WorkspaceRef,
         template_version_id: Annotated[str | None, Field(description=text.TEMPLATE_VERSION_ID)] = None,
+        wait: Wait = True,
     ) -> CallToolResult:
-        operation = lifecycle.update_workspace(workspace, template_version_id or None)
-        return await tool_result("update_workspace", operation)
+        return await long_call_result(
+            Operation.UPDATE,
+            context,
+            lifecycle,
+            wait,
+            lambda observer: lifecycle.update_workspace(workspace, template_version_id or None, observer),
+        )
 
     async def workspace_status(workspace: WorkspaceRef) -> CallToolResult:
         return await tool_result("workspace_status", lifecycle.workspace_status(workspace))

@@ -44,3 +44,6 @@ CODER_RETRY: Final[Tags] = ("coder", "retry")
 CODER_BUILD_POLL: Final[Tags] = ("coder", "build-poll")
 CODER_AGENT_POLL: Final[Tags] = ("coder", "agent-poll")
 CODER_LIFECYCLE_POLL: Final[Tags] = ("coder", "lifecycle-poll")
+
+# serve-mcp's pause between progress notifications while a building tool waits.
+SERVE_MCP_PROGRESS: Final[Tags] = ("serve-mcp", "progress")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from chat_mcp_primer.model import Tool
 from chat_mcp_primer.tools._base import LifecycleTool, ToolContext, TurnObserver, parameter_value
-from chat_mcp_primer.tools._render import Result, render_outcome, render_status, render_templates
+from chat_mcp_primer.tools._render import Result, render_in_progress, render_outcome, render_status, render_templates
 from chat_mcp_primer.tools.create_workspace import CreateWorkspace
 from chat_mcp_primer.tools.descriptions import CHAT, NAMED, Subject, describe
 from chat_mcp_primer.tools.list_templates import ListTemplates
@@ -73,6 +73,7 @@ __all__ = [
     "UpdateWorkspace",
     "describe",
     "parameter_value",
+    "render_in_progress",
     "render_outcome",
     "render_status",
     "render_templates",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chat_mcp_primer.tools.descriptions import Subject
+from chat_mcp_primer.tools.descriptions import BUILD_CONTINUES, Subject
 from chat_mcp_primer.workspace.coder import (
     Action,
     Failure,
@@ -71,6 +71,16 @@ def render_outcome(outcome: LifecycleOutcome, subject: Subject) -> Result:
         result.update(_failure(failure, subject))
     elif outcome.readiness is not None:
         result.update(outcome.readiness.result_keys())
+    return result
+
+
+def render_in_progress(outcome: LifecycleOutcome, subject: Subject) -> Result:
+    """The result object of an operation that answered without waiting for its build (``in_progress``):
+    the build it posted or joined, with ``build_status`` as Coder last reported it."""
+    result = render_outcome(outcome, subject)
+    result.update(in_progress=True, message=BUILD_CONTINUES)
+    if outcome.build is not None:
+        result["build_status"] = outcome.build.status.value
     return result
 
 

@@ -69,3 +69,10 @@ PARAMETERS = "Template parameter values by name."
 PRESET_ID = "Template version preset id."
 TEMPLATE_VERSION_ID = "Target template version id (default: the template's active version)."
 WORKSPACE_REFERENCE = "Workspace id or name (case-insensitive)."
+WAIT = (
+    "Wait until the workspace's agent is ready (default true). With false, answer as soon as the build that "
+    "brings the workspace up is posted (after any stop it needs), with its build_id; then call "
+    "workspace_status until its status is running."
+)
+# The message of a result that answered before its build finished (``wait: false``).
+BUILD_CONTINUES = "The build continues in Coder; call workspace_status until its status is running."

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from chat_mcp_primer._errors import ToolArgumentError
 from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.workspace.coder._client import CoderClient
 from chat_mcp_primer.workspace.coder._domain import (
@@ -56,6 +58,13 @@ from chat_mcp_primer.workspace.coder._recipes import (
     is_stopped,
     version_refusal,
 )
+
+
+def _require_uuid(argument: str, value: str, hint: str) -> None:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ToolArgumentError(f"{argument} must be a UUID ({hint}), got {value!r}") from None
 
 
 class _Failed(Exception):
@@ -134,10 +143,15 @@ class CoderLifecycle:
     ) -> LifecycleOutcome:
         """Create a workspace and wait for its build and agent.
 
-        With ``reuse`` (the chat's workspace id), that workspace is used instead when it is building
+        A ``template_id`` or ``preset_id`` that is not a UUID raises `ToolArgumentError` before Coder is
+        asked (Coder would answer "Request body must be valid JSON", which names neither). With ``reuse``
+        (the chat's workspace id), that workspace is used instead when it is building
         (``ALREADY_BUILDING``) or running with a connected agent (``ALREADY_RUNNING``); a stopped or
         failed one is `FailureKind.NOT_RUNNING`; a deleted one, or one whose agent is dead, is replaced.
         """
+        _require_uuid("template_id", request.template_id, "call list_templates to find one")
+        if request.preset_id is not None:
+            _require_uuid("preset_id", request.preset_id, "or leave it out")
         return await self._run(Operation.CREATE, observer, lambda call: self._create(call, request, reuse))
 
     async def start(self, workspace_id: str, *, observer: LifecycleObserver | None = None) -> LifecycleOutcome:
@@ -370,6 +384,13 @@ class CoderLifecycle:
         workspace = call.workspace
         assert workspace is not None  # every path reads or creates the workspace before its agent
         call.observer.agent_selected(workspace, build, agent)
-        readiness = await wait_for_agent_readiness(self.client, build.id, agent.id, self.clock, self.readiness)
+        readiness = await wait_for_agent_readiness(
+            self.client,
+            build.id,
+            agent.id,
+            self.clock,
+            self.readiness,
+            on_connected=lambda connected: call.observer.agent_connected(workspace, connected),
+        )
         call.readiness = readiness
         call.observer.agent_waited(agent, readiness, fresh=fresh)

@@ -126,7 +126,8 @@ class LifecycleObserver(Protocol):
     """Hears an operation's progress as it happens, in this order: ``version_chosen`` (update),
     ``awaiting_build`` (someone else's build, waited for before acting), ``build_joined`` (a start in
     progress, adopted) or ``build_posted`` (each build the operation made, stop before start),
-    ``agent_selected``, then ``agent_waited`` once the wait for that agent ended, whatever its outcome.
+    ``agent_selected``, ``agent_connected`` (when it connects, before its startup scripts are waited for),
+    then ``agent_waited`` once the wait for that agent ended, whatever its outcome.
 
     Subclass it and override what you need; every method does nothing by default. Methods must not block.
     """
@@ -144,6 +145,9 @@ class LifecycleObserver(Protocol):
         return None
 
     def agent_selected(self, workspace: Workspace, build: WorkspaceBuild, agent: WorkspaceAgent) -> None:
+        return None
+
+    def agent_connected(self, workspace: Workspace, agent: WorkspaceAgent) -> None:
         return None
 
     def agent_waited(self, agent: WorkspaceAgent, readiness: AgentReadiness, *, fresh: bool) -> None:

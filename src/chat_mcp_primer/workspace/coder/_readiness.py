@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -156,9 +156,17 @@ async def wait_for_agent_ready(
 
 
 async def wait_for_agent_readiness(
-    client: CoderClient, build_id: str, agent_id: str, clock: Clock, settings: ReadinessSettings
+    client: CoderClient,
+    build_id: str,
+    agent_id: str,
+    clock: Clock,
+    settings: ReadinessSettings,
+    *,
+    on_connected: Callable[[WorkspaceAgent], None] | None = None,
 ) -> AgentReadiness:
     """Wait for the agent to connect, then for its startup scripts; `AGENT_READY` when it is ready.
+
+    ``on_connected`` hears the agent as first seen connected, between the two phases; it must not block.
 
     The two budgets are independent. Phase 1 (online): on exhaustion `AgentState.NOT_CONNECTED` with the
     last reason as ``error``. Phase 2 (lifecycle): ``created``/``starting`` keep waiting, ``ready`` is
@@ -191,6 +199,8 @@ async def wait_for_agent_readiness(
         await clock.sleep(min(settings.agent_probe_interval, remaining), *tags.CODER_AGENT_POLL)
 
     assert agent is not None  # the loop above only breaks on a connected agent
+    if on_connected is not None:
+        on_connected(agent)
     scripts_deadline = clock.now() + settings.startup_scripts_timeout
     while True:
         state = agent.lifecycle_state
