@@ -17,10 +17,10 @@ import anyio
 import httpx
 import httpx2
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import REQUEST_TIMEOUT, CallToolResult, TextContent
 from starlette.applications import Starlette
 
 from chat_mcp_primer.cli import EXIT_FAILURE, EXIT_USAGE
@@ -59,7 +59,10 @@ FAST_AGENT = FakeAgent(
 V1 = FakeVersion("v1", agents=[FAST_AGENT], queue_seconds=0.05, build_seconds=0.1, stop_seconds=0.05)
 V2 = FakeVersion("v2", agents=[FAST_AGENT], queue_seconds=0.05, build_seconds=0.1, stop_seconds=0.05)
 BROKEN = FakeVersion("broken", import_error="terraform init failed")
-DOCKER = FakeTemplate("docker", [V1, V2, BROKEN], active_version="v1")
+# A build that outlasts `CLIENT_READ_TIMEOUT_SECONDS`, so a client gives up on a call while Coder builds.
+SLOW_BUILD_SECONDS = 3.0
+SLOW = FakeVersion("slow", agents=[FAST_AGENT], queue_seconds=0.05, build_seconds=SLOW_BUILD_SECONDS)
+DOCKER = FakeTemplate("docker", [V1, V2, BROKEN, SLOW], active_version="v1")
 # Polls as fine as the fake's timings, so a tool answers soon after the workspace is ready.
 POLL_INTERVAL_SECONDS = 0.05
 FAST_READINESS = ReadinessSettings(
@@ -72,6 +75,10 @@ SESSION_GUARD_SECONDS = 60.0
 EXIT_GUARD_SECONDS = 30.0
 # Between attempts to reach a starting HTTP server.
 CONNECT_RETRY_SECONDS = 0.05
+# The SDK client's timeout for the call it gives up on: well inside `SLOW_BUILD_SECONDS`.
+CLIENT_READ_TIMEOUT_SECONDS = 0.5
+# Between looks at a workspace whose build the test waits out.
+STATUS_POLL_SECONDS = 0.2
 
 
 @pytest.fixture
@@ -231,6 +238,57 @@ async def test_http_server_serves_the_tools_only_with_the_bearer_token(coder: Se
     assert serving in logs
     assert coder.token not in logs
     assert BEARER_TOKEN not in logs
+
+
+async def test_http_progress_names_each_phase_of_a_start(
+    fake: FakeCoder, coder: ServedFakeCoder, tmp_path: Path
+) -> None:
+    fake.create_workspace("dev", "docker", state="stopped")
+    messages: list[str] = []
+
+    async def heard(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    async with http_server(coder, free_loopback_port(), tmp_path / "stderr.log") as url:
+        with anyio.fail_after(SESSION_GUARD_SECONDS):
+            async with mcp_http_client({}) as http, Client(streamable_http_client(url, http_client=http)) as client:
+                started = decoded(
+                    await client.call_tool("start_workspace", {"workspace": "dev"}, progress_callback=heard)
+                )
+
+    assert started["started"] is True
+    phases = [message.split(":", 1)[0] for message in messages]
+    assert sorted(set(phases), key=phases.index) == ["build", "agent", "startup scripts"]
+    assert any(started["build_id"] in message for message in messages)
+
+
+async def test_http_call_the_client_gives_up_on_leaves_the_build_running(
+    fake: FakeCoder, coder: ServedFakeCoder, tmp_path: Path
+) -> None:
+    fake.create_workspace("dev", "docker", version="slow", state="stopped")
+    stderr_path = tmp_path / "stderr.log"
+    async with http_server(coder, free_loopback_port(), stderr_path) as url:
+        with anyio.fail_after(SESSION_GUARD_SECONDS):
+            async with mcp_http_client({}) as http, Client(streamable_http_client(url, http_client=http)) as client:
+                with pytest.raises(MCPError) as gave_up:
+                    await client.call_tool(
+                        "start_workspace", {"workspace": "dev"}, read_timeout_seconds=CLIENT_READ_TIMEOUT_SECONDS
+                    )
+                statuses = [decoded(await client.call_tool("workspace_status", {"workspace": "dev"}))["status"]]
+                while statuses[-1] != "running":
+                    await anyio.sleep(STATUS_POLL_SECONDS)
+                    statuses.append(decoded(await client.call_tool("workspace_status", {"workspace": "dev"}))["status"])
+
+    assert gave_up.value.error.code == REQUEST_TIMEOUT
+    assert statuses[0] in {"pending", "starting"}  # the server stopped waiting; Coder did not
+    start = fake.builds("dev")[-1]
+    assert (start["transition"], start["status"]) == ("start", "running")
+    logs = await anyio.Path(stderr_path).read_text()
+    [cancelled] = [line for line in logs.splitlines() if "serve_mcp.call_cancelled" in line]
+    assert start["id"] in cancelled
+    assert "the build continues in Coder" in cancelled
+    assert "Traceback" not in logs
+    assert coder.token not in logs
 
 
 # -- refusals ----------------------------------------------------------------------------------------------
