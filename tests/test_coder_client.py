@@ -42,7 +42,7 @@ from chat_mcp_primer.testing import (
 )
 from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint, origin_of
 from chat_mcp_primer.workspace.coder import (
-    TOKEN_HEADER,
+    TOKEN_COOKIE,
     AgentStatus,
     AppHealth,
     BuildActiveError,
@@ -1039,7 +1039,7 @@ async def test_current_agent_returns_the_agent_and_its_mcp_endpoints(client: Cod
     backend = CoderBackend(client)
     found = await backend.current_agent(WorkspaceBinding(workspace_id=workspace_id))
     base = f"{world.coder.url}/@alice/{name}.main/apps"
-    headers = {TOKEN_HEADER: world.fake.token}
+    headers = {"Cookie": f"{TOKEN_COOKIE}={world.fake.token}"}
     healthy = {"headers": headers, "health": EndpointHealth.HEALTHY, "origin": origin_of(world.coder.url)}
     assert found == AgentMcp(
         workspace_id=workspace_id,

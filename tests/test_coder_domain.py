@@ -163,5 +163,6 @@ def test_mcp_endpoints_follow_the_clients_tls_choice_and_keep_the_token_out_of_r
     # Bound to the deployment: the token it carries is never sent to another origin.
     assert endpoint.origin == "https://coder.example:443"
     assert not endpoint.off_origin
-    assert endpoint.headers == {"Coder-Session-Token": "secret-token"}
+    # The token goes as the cookie Coder's app proxy strips, never as a header it would forward to the app.
+    assert endpoint.headers == {"Cookie": "coder_session_token=secret-token"}
     assert "secret-token" not in repr(endpoint)

@@ -1,6 +1,10 @@
 """Coder's path-based app proxy: ``/@{owner}/{workspace}.{agent}/apps/{slug}/{path}``.
 
-Requests authenticate with the same session token as the API (which is stripped before forwarding). The
+Requests authenticate with the same session token as the API, found where Coder looks for it
+(`app_session_token`); a request without a valid one is redirected (303) to the deployment's login page,
+as Coder does for a browser. What reaches the app is the request with Coder's own cookies removed and
+nothing else: a ``Coder-Session-Token`` header or a token in the query string is forwarded as it came, as
+Coder's `proxyWorkspaceApp` does, so a client that sends the token that way hands it to the app. The
 agent is looked up in the workspace's latest build (``.{agent}`` may be left out when there is only one).
 An MCP app whose server is up is served in-process; an app that is not up (agent still connecting or
 starting, server cold-starting) or has nothing behind it answers 502, the way Coder does when it cannot
@@ -12,14 +16,14 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from chat_mcp_primer.testing._fake_coder._auth import SESSION_TOKEN_COOKIE, authenticate, session_token
+from chat_mcp_primer.testing._fake_coder._auth import CODER_COOKIES, app_session_token, authenticate
 from chat_mcp_primer.testing._fake_coder._config import FakeMcpServer
 from chat_mcp_primer.testing._fake_coder._lifecycle import (
     agent_view,
@@ -35,7 +39,8 @@ from chat_mcp_primer.testing._fake_coder._wire import ApiError
 PROXY_PATH = "/@{owner}/{target}/apps/{slug}/{path:path}"
 PROXY_ROUTE = "/@{owner}/{workspace_and_agent}/apps/{slug}/{path}"
 _APP_ROOT_PATH = "/@{owner}/{target}/apps/{slug}"
-_STRIPPED_HEADERS = frozenset({b"coder-session-token"})
+# Where Coder sends a browser whose app request carries no valid session token.
+LOGIN_PATH = "/login"
 # Starlette routing keys of the outer app, not meant for the app behind the proxy.
 _OUTER_ROUTING_KEYS = ("path_params", "endpoint", "route", "router")
 
@@ -87,9 +92,9 @@ class AppProxy:
         with self._state.lock:
             self._state.requests[f"{request.method} {PROXY_ROUTE}"] += 1
         try:
-            viewer = authenticate(self._state, session_token(request))
+            viewer = authenticate(self._state, app_session_token(request))
         except ApiError as error:
-            await error.response()(scope, receive, send)
+            await _to_login(request, error.message)(scope, receive, send)
             return
         try:
             target = self._resolve(viewer.id, params["owner"], params["target"], params["slug"])
@@ -139,37 +144,41 @@ class AppProxy:
 
     @staticmethod
     def _forwarded_scope(scope: Scope) -> Scope:
-        """The request as the app sees it: mounted under its proxy prefix, without the session token."""
+        """The request as the app sees it: mounted under its proxy prefix, without Coder's cookies.
+
+        Only the ``Cookie`` headers are rewritten (Coder's `StripCoderCookies`); every other header and
+        the query string pass as they came, a ``Coder-Session-Token`` header included."""
         params = scope["path_params"]
         prefix = _APP_ROOT_PATH.format(owner=params["owner"], target=params["target"], slug=params["slug"])
         forwarded = {key: value for key, value in scope.items() if key not in _OUTER_ROUTING_KEYS}
         forwarded["root_path"] = scope.get("root_path", "") + prefix
         headers = []
         for name, value in scope["headers"]:
-            if name.lower() in _STRIPPED_HEADERS:
-                continue
             if name.lower() == b"cookie":
-                value = _without_session_cookie(value)
+                value = _without_coder_cookies(value)
                 if not value:
                     continue
             headers.append((name, value))
         forwarded["headers"] = headers
-        query = [
-            (key, value)
-            for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-            if key != SESSION_TOKEN_COOKIE
-        ]
-        forwarded["query_string"] = urlencode(query).encode("latin-1")
         return forwarded
 
 
-def _without_session_cookie(value: bytes) -> bytes:
+def _without_coder_cookies(value: bytes) -> bytes:
     kept = [
         part.strip()
         for part in value.decode("latin-1").split(";")
-        if part.strip() and part.strip().split("=", 1)[0] != SESSION_TOKEN_COOKIE
+        if part.strip() and part.strip().split("=", 1)[0] not in CODER_COOKIES
     ]
     return "; ".join(kept).encode("latin-1")
+
+
+def _to_login(request: Request, message: str) -> Response:
+    """Coder's answer to an app request without a valid session token: 303 See Other to its login page,
+    with the app's path to come back to. Go's `http.Redirect` writes a short HTML body."""
+    query = urlencode({"message": message, "redirect": request.url.path})
+    location = f"{request.base_url}{LOGIN_PATH.lstrip('/')}?{query}"
+    page = f'<a href="{html.escape(location)}">See Other</a>.\n'
+    return HTMLResponse(page, status_code=303, headers={"Location": location})
 
 
 async def _add_trailing_slash(request: Request) -> Response:
