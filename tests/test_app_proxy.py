@@ -7,12 +7,15 @@ app proxy over loopback; the real runtime, `CoderBackend`, `httpx2` and `mcp` cl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
+import anyio
 import httpx
 import pytest
 
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse, WorkspaceBinding
+from chat_mcp_primer.events import Events
 from chat_mcp_primer.testing import (
     EventRecorder,
     FakeAgent,
@@ -25,17 +28,26 @@ from chat_mcp_primer.testing import (
     SeenRequest,
     ServedFakeCoder,
     WorkspaceMCPServer,
+    WorkspaceState,
     call,
     echo_tools,
+    serve_fake_coder,
 )
 from chat_mcp_primer.tools import CoderWorkspaces
+from chat_mcp_primer.workspace import AgentMcp, McpEndpoint
 from chat_mcp_primer.workspace.coder import TOKEN_COOKIE, TOKEN_HEADER, CoderBackend, CoderClient
+from chat_mcp_primer.workspace_mcp import ListingLimits, MemoryToolCache, Outcome, SessionSettings
+from chat_mcp_primer.workspace_mcp._discovery import Discovery, DiscoveryResult
+from chat_mcp_primer.workspace_mcp._failures import LOGIN_REDIRECT
+from chat_mcp_primer.workspace_mcp._sessions import McpSessions
 
 pytestmark = pytest.mark.anyio
 
 # A JSON-RPC request any MCP server answers (or refuses) without a session: enough for the proxy to forward.
 PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+# Guards against hangs in real time (the servers answer from other threads); never an assertion about speed.
+GUARD_S = 10
 
 
 @pytest.fixture
@@ -129,3 +141,126 @@ async def test_the_proxy_strips_only_coders_cookies_and_forwards_everything_else
     assert headers["x-trace"] == "abc"
     assert request.query_string == "page=2"
     assert request.path == "/mcp"
+
+
+# -- how the app proxy refuses, and what discovery makes of it ---------------------------------------------
+
+
+SERVER = FakeMcpServer(tools=echo_tools("search"), cold_start_seconds=0.0)
+TEMPLATE = FakeTemplate("docker", [FakeVersion("v1", agents=[FakeAgent(mcp_servers=[SERVER])])])
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One way the app proxy answers an MCP client: the deployment, the workspace, whose token is used."""
+
+    name: str
+    expect: str  # the reason discovery gives
+    worth_retrying: bool
+    state: WorkspaceState = "running"
+    owner: str = "alice"
+    token_of: str = "alice"
+    revoked: bool = False
+    options: Mapping[str, bool] = field(default_factory=dict)
+
+
+ROWS = [
+    Row("signed-out", LOGIN_REDIRECT, worth_retrying=False, revoked=True),
+    Row(
+        "path-apps-disabled",
+        "the app proxy refused the request (403): path-based apps are disabled on this deployment",
+        worth_retrying=False,
+        options={"disable_path_apps": True},
+    ),
+    Row(
+        "another-users-app",
+        "the app proxy found no such application for this user (404 Application Not Found)",
+        worth_retrying=False,
+        owner="bob",  # alice is a site owner (admin): path-based apps are owner-only all the same
+    ),
+    Row(
+        "workspace-offline",
+        "the app proxy says the workspace is offline (400 Workspace Offline)",
+        worth_retrying=True,
+        state="stopped",
+    ),
+    Row(
+        "agent-not-connected",
+        "the app proxy could not reach the app (502): its agent is not connected or its server is not up yet",
+        worth_retrying=True,
+        state="starting",
+    ),
+]
+
+
+async def attempt_once(coder: ServedFakeCoder, clock: MockClock, url: str, token: str) -> DiscoveryResult:
+    """One discovery attempt, over the real clients, at an MCP endpoint behind the proxy."""
+    endpoint = McpEndpoint(server="mcp", url=url, headers={"Cookie": f"{TOKEN_COOKIE}={token}"}, origin=coder.url)
+    events = Events(EventRecorder())
+    async with McpSessions(clock, SessionSettings(), events) as sessions:
+        discovery = Discovery(sessions, MemoryToolCache(), clock, ListingLimits(), events)
+        with anyio.fail_after(GUARD_S):
+            return await discovery.attempt(AgentMcp("ws", "agent", (endpoint,)))
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda row: row.name)
+async def test_each_app_proxy_refusal_has_its_own_reason_and_says_whether_to_retry(clock: MockClock, row: Row) -> None:
+    fake = FakeCoder(clock, templates=[TEMPLATE], **row.options)
+    fake.create_workspace("dev", "docker", owner=row.owner, state=row.state)
+    if row.state == "starting":
+        await clock.advance(5.0 + 1.0)  # the build succeeded; the agent is still connecting (2 s)
+    token = fake.issue_token(row.token_of)
+    if row.revoked:
+        fake.revoke_token(token)
+    with serve_fake_coder(fake) as coder:
+        result = await attempt_once(coder, clock, coder.mcp_url("dev", owner=row.owner), token)
+    assert result.outcome is Outcome.ERROR
+    assert dict(result.failures) == {"mcp": row.expect}
+    assert result.futile is not row.worth_retrying
+    # The refusal never reached the login page nor anything behind the proxy.
+    assert fake.mcp_list_calls("dev", owner=row.owner) == 0
+
+
+async def test_a_site_owner_reaches_another_users_path_app_only_where_the_deployment_allows_it(
+    clock: MockClock,
+) -> None:
+    fake = FakeCoder(clock, templates=[TEMPLATE], path_app_site_owner_access=True)
+    fake.create_workspace("dev", "docker", owner="bob")
+    with serve_fake_coder(fake) as coder:
+        result = await attempt_once(coder, clock, coder.mcp_url("dev", owner="bob"), fake.token)
+    assert result.outcome is Outcome.OK
+    assert [tool.name for tool in result.tools] == ["search"]
+
+
+async def test_a_refusal_for_good_ends_the_primer_at_once_and_the_turn_stops_attempting(
+    clock: MockClock, event_log: EventRecorder
+) -> None:
+    fake = FakeCoder(clock, templates=[TEMPLATE], disable_path_apps=True)
+    create = call("create_workspace", json.dumps({"template_id": fake.template_id("docker"), "name": "dev"}))
+    model = ScriptedModel(
+        [
+            ModelResponse(tool_calls=(create,)),
+            ModelResponse(tool_calls=(call("start_workspace"),)),  # already running: would prime again
+            ModelResponse(tool_calls=(call("list_templates"),)),
+            ModelResponse(text="The workspace tools are not reachable on this deployment."),
+        ]
+    )
+    with serve_fake_coder(fake) as coder:
+        async with CoderClient(coder.url, coder.token, clock=clock) as client:
+            runtime = ChatRuntime(
+                model, workspaces=CoderWorkspaces(CoderBackend(client)), clock=clock, on_event=event_log
+            )
+            async with clock.autojump(), runtime:
+                await runtime.run_turn(Chat(id="chat-1", owner="alice"), "set me up")
+
+    # The primer's first attempt was refused for good: it stopped there, without spending its budget.
+    [gave_up] = event_log.named("primer.gave_up")
+    assert gave_up.fields == {"attempts": 1, "outcome": "error", "futile": True, "chat_id": "chat-1"}
+    [futile] = event_log.named("discovery.futile")
+    assert futile.fields["servers"] == ["mcp"]
+    # No later step, and no later readiness, tried that workspace's servers again in this turn.
+    assert len(event_log.named("primer.started")) == 1
+    assert [e.fields["reason"] for e in event_log.named("discovery.server_failed")] == [
+        "the app proxy refused the request (403): path-based apps are disabled on this deployment"
+    ]
+    assert len(model.offered) == 4  # the turn itself went on to the model's answer
