@@ -63,7 +63,7 @@ V2 = FakeVersion(
             mcp_servers=[FakeMcpServer(tools=echo_tools("search", "deploy"))],
             apps=[FakeApp("code-server", healthcheck=True)],
         ),
-        FakeAgent("dev-coderd-chat", parent="main", display_order=1),
+        FakeAgent("dev-coderd-chat", parent="main"),
     ],
     parameters=[
         FakeParameter("region", options=("eu", "us"), default_value="eu"),
@@ -450,11 +450,14 @@ async def test_start_build_moves_through_its_states_as_the_clock_advances(api: h
     assert RFC3339.match(polled["job"]["completed_at"])
 
 
-async def test_sub_agents_carry_parent_id_and_display_order(api: httpx.AsyncClient, world: World) -> None:
+async def test_sub_agents_carry_parent_id_and_no_display_order(api: httpx.AsyncClient, world: World) -> None:
     workspace_id = world.fake.create_workspace(unique(), "docker", state="running")
     main, sub = agents_of(await read(api, workspace_id))
-    assert (main["parent_id"], main["display_order"]) == (None, 0)
-    assert (sub["name"], sub["parent_id"], sub["display_order"]) == ("dev-coderd-chat", main["id"], 1)
+    assert main["parent_id"] is None
+    assert (sub["name"], sub["parent_id"]) == ("dev-coderd-chat", main["id"])
+    # codersdk.WorkspaceAgent has no display_order: the order lives in Coder's database only.
+    assert "display_order" not in main
+    assert "display_order" not in sub
 
 
 async def test_stop_removes_agents_and_every_start_build_has_new_agent_ids(

@@ -126,7 +126,6 @@ class FakeAgent:
 
     name: str = "main"
     parent: str | None = None
-    display_order: int = 0
     connect_seconds: float = DEFAULT_CONNECT_SECONDS
     never_connects: bool = False
     connection_timeout_seconds: int = DEFAULT_CONNECTION_TIMEOUT_SECONDS

@@ -185,7 +185,6 @@ class Renderer(CatalogRenderer):
             "log_sources": [],
             "scripts": [],
             "startup_script_behavior": "non-blocking",
-            "display_order": config.display_order,
         }
 
     def _apps(self, agent: AgentRecord, view: AgentView) -> list[dict[str, Any]]:
