@@ -34,7 +34,7 @@ from chat_mcp_primer.testing import (
     serve_fake_coder,
 )
 from chat_mcp_primer.tools import CoderWorkspaces
-from chat_mcp_primer.workspace import AgentMcp, McpEndpoint
+from chat_mcp_primer.workspace import AgentMcp, EndpointHealth, McpEndpoint
 from chat_mcp_primer.workspace.coder import TOKEN_COOKIE, TOKEN_HEADER, CoderBackend, CoderClient
 from chat_mcp_primer.workspace_mcp import ListingLimits, MemoryToolCache, Outcome, SessionSettings
 from chat_mcp_primer.workspace_mcp._discovery import Discovery, DiscoveryResult
@@ -264,3 +264,35 @@ async def test_a_refusal_for_good_ends_the_primer_at_once_and_the_turn_stops_att
         "the app proxy refused the request (403): path-based apps are disabled on this deployment"
     ]
     assert len(model.offered) == 4  # the turn itself went on to the model's answer
+
+
+async def test_the_proxy_refuses_at_me_in_an_app_url(coder: ServedFakeCoder) -> None:
+    coder.fake.create_workspace("dev", "docker", state="running")
+    async with httpx.AsyncClient(headers={**MCP_HEADERS, "Cookie": f"{TOKEN_COOKIE}={coder.token}"}) as http:
+        refused = await http.post(coder.mcp_url("dev", owner="me"), json=PING)
+    assert refused.status_code == 404
+    assert "Applications must be accessed with the full username, not @me." in refused.text
+
+
+async def test_an_mcp_app_without_a_healthcheck_is_disabled_unknown_and_its_tools_are_found_all_the_same(
+    clock: MockClock, event_log: EventRecorder
+) -> None:
+    fake = FakeCoder(clock, templates=[TEMPLATE])  # SERVER declares no healthcheck, as most templates
+    create = call("create_workspace", json.dumps({"template_id": fake.template_id("docker"), "name": "dev"}))
+    model = ScriptedModel([ModelResponse(tool_calls=(create,)), ModelResponse(text="Ready.")])
+    with serve_fake_coder(fake) as coder:
+        async with CoderClient(coder.url, coder.token, clock=clock) as client:
+            backend = CoderBackend(client)
+            runtime = ChatRuntime(model, workspaces=CoderWorkspaces(backend), clock=clock, on_event=event_log)
+            async with clock.autojump(), runtime:
+                result = await runtime.run_turn(Chat(id="chat-1", owner="alice"), "set me up")
+            assert result.chat.workspace is not None
+            agent = await backend.current_agent(result.chat.workspace)
+    assert [app["health"] for app in fake.workspace("dev")["latest_build"]["resources"][0]["agents"][0]["apps"]] == [
+        "disabled"
+    ]
+    assert agent is not None
+    assert [endpoint.health for endpoint in agent.endpoints] == [EndpointHealth.UNKNOWN]  # never "unhealthy"
+    # No health event could say the server came up: the primer found its tools by asking.
+    assert event_log.named("primer.succeeded")
+    assert "mcp__search" in model.offered[-1]

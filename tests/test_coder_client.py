@@ -100,15 +100,17 @@ CREATE_BUILD_ROUTE = "POST /api/v2/workspaces/{workspace}/builds"
 BUILD_ROUTE = "GET /api/v2/workspacebuilds/{workspacebuild}"
 TEMPLATES_ROUTE = "GET /api/v2/templates"
 
-V1 = FakeVersion("v1", agents=[FakeAgent("main", mcp_servers=[FakeMcpServer(tools=echo_tools("search"))])])
+V1 = FakeVersion(
+    "v1", agents=[FakeAgent("main", mcp_servers=[FakeMcpServer(tools=echo_tools("search"), healthcheck=True)])]
+)
 V2 = FakeVersion(
     "v2",
     agents=[
         FakeAgent(
             "main",
             mcp_servers=[
-                FakeMcpServer(tools=echo_tools("search", "deploy")),
-                FakeMcpServer(slug="github-mcp", tools=echo_tools("issues")),
+                FakeMcpServer(tools=echo_tools("search", "deploy"), healthcheck=True),
+                FakeMcpServer(slug="github-mcp", tools=echo_tools("issues"), healthcheck=True),
             ],
             apps=[FakeApp("code-server", healthcheck=True)],
         )

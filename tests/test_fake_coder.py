@@ -60,7 +60,7 @@ V2 = FakeVersion(
     agents=[
         FakeAgent(
             "main",
-            mcp_servers=[FakeMcpServer(tools=echo_tools("search", "deploy"))],
+            mcp_servers=[FakeMcpServer(tools=echo_tools("search", "deploy"), healthcheck=True)],
             apps=[FakeApp("code-server", healthcheck=True)],
         ),
         FakeAgent("dev-coderd-chat", parent="main"),
