@@ -296,3 +296,29 @@ async def test_an_mcp_app_without_a_healthcheck_is_disabled_unknown_and_its_tool
     # No health event could say the server came up: the primer found its tools by asking.
     assert event_log.named("primer.succeeded")
     assert "mcp__search" in model.offered[-1]
+
+
+async def test_a_session_token_revoked_mid_turn_makes_the_tool_call_say_the_proxy_rejected_it(
+    clock: MockClock, event_log: EventRecorder
+) -> None:
+    fake = FakeCoder(clock, templates=[TEMPLATE])
+    workspace_id = fake.create_workspace("dev", "docker")
+    token = fake.issue_token()
+
+    def revoke_then_call(request: object) -> ModelResponse:
+        fake.revoke_token(token)  # after the tools were listed through a live session
+        return ModelResponse(tool_calls=(call("mcp__search", json.dumps({"query": "primer"})),))
+
+    model = ScriptedModel([revoke_then_call, ModelResponse(text="Signed out.")])
+    with serve_fake_coder(fake) as coder:
+        async with CoderClient(coder.url, token, clock=clock) as client:
+            runtime = ChatRuntime(
+                model, workspaces=CoderWorkspaces(CoderBackend(client)), clock=clock, on_event=event_log
+            )
+            async with clock.autojump(), runtime:
+                result = await runtime.run_turn(
+                    Chat(id="chat-1", owner="alice", workspace=WorkspaceBinding(workspace_id)), "search"
+                )
+    [answer] = [m.result for m in result.added if m.result is not None]
+    assert LOGIN_REDIRECT in answer.text
+    assert fake.mcp_tool_calls("dev") == 0
