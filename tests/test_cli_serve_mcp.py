@@ -54,7 +54,10 @@ BEARER_TOKEN = "bearer-for-the-test"
 
 # Tiny but non-zero timings: every state is passed through, and a whole create settles in a fraction of a second.
 FAST_AGENT = FakeAgent(
-    "main", connect_seconds=0.05, startup_seconds=0.05, mcp_servers=[FakeMcpServer(tools=echo_tools("search"))]
+    "main",
+    connect_seconds=0.05,
+    startup_seconds=0.05,
+    mcp_servers=[FakeMcpServer(tools=echo_tools("search"), healthcheck=True)],
 )
 V1 = FakeVersion("v1", agents=[FAST_AGENT], queue_seconds=0.05, build_seconds=0.1, stop_seconds=0.05)
 V2 = FakeVersion("v2", agents=[FAST_AGENT], queue_seconds=0.05, build_seconds=0.1, stop_seconds=0.05)

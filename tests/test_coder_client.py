@@ -42,7 +42,7 @@ from chat_mcp_primer.testing import (
 )
 from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint, origin_of
 from chat_mcp_primer.workspace.coder import (
-    TOKEN_HEADER,
+    TOKEN_COOKIE,
     AgentStatus,
     AppHealth,
     BuildActiveError,
@@ -100,15 +100,17 @@ CREATE_BUILD_ROUTE = "POST /api/v2/workspaces/{workspace}/builds"
 BUILD_ROUTE = "GET /api/v2/workspacebuilds/{workspacebuild}"
 TEMPLATES_ROUTE = "GET /api/v2/templates"
 
-V1 = FakeVersion("v1", agents=[FakeAgent("main", mcp_servers=[FakeMcpServer(tools=echo_tools("search"))])])
+V1 = FakeVersion(
+    "v1", agents=[FakeAgent("main", mcp_servers=[FakeMcpServer(tools=echo_tools("search"), healthcheck=True)])]
+)
 V2 = FakeVersion(
     "v2",
     agents=[
         FakeAgent(
             "main",
             mcp_servers=[
-                FakeMcpServer(tools=echo_tools("search", "deploy")),
-                FakeMcpServer(slug="github-mcp", tools=echo_tools("issues")),
+                FakeMcpServer(tools=echo_tools("search", "deploy"), healthcheck=True),
+                FakeMcpServer(slug="github-mcp", tools=echo_tools("issues"), healthcheck=True),
             ],
             apps=[FakeApp("code-server", healthcheck=True)],
         )
@@ -1039,7 +1041,7 @@ async def test_current_agent_returns_the_agent_and_its_mcp_endpoints(client: Cod
     backend = CoderBackend(client)
     found = await backend.current_agent(WorkspaceBinding(workspace_id=workspace_id))
     base = f"{world.coder.url}/@alice/{name}.main/apps"
-    headers = {TOKEN_HEADER: world.fake.token}
+    headers = {"Cookie": f"{TOKEN_COOKIE}={world.fake.token}"}
     healthy = {"headers": headers, "health": EndpointHealth.HEALTHY, "origin": origin_of(world.coder.url)}
     assert found == AgentMcp(
         workspace_id=workspace_id,

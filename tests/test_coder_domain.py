@@ -30,25 +30,32 @@ from chat_mcp_primer.workspace.coder import (
 from chat_mcp_primer.workspace.coder._errors import error_from_body
 
 
-def agent(name: str, *, order: int = 0, parent: str | None = None) -> WorkspaceAgent:
+def agent(name: str, *, parent: str | None = None, agent_id: str | None = None) -> WorkspaceAgent:
     return WorkspaceAgent(
-        id=f"id-{name}",
+        id=agent_id or f"id-{name}",
         name=name,
         status=AgentStatus.CONNECTED,
         lifecycle_state=LifecycleState.READY,
         parent_id=parent,
-        display_order=order,
     )
 
 
 def test_select_agent_prefers_the_coderd_chat_agent() -> None:
-    chosen = select_agent([agent("main"), agent("helper-CODERD-CHAT", order=5)])
+    chosen = select_agent([agent("main"), agent("helper-CODERD-CHAT")])
     assert chosen.name == "helper-CODERD-CHAT"
 
 
 def test_select_agent_takes_the_first_root_agent_by_display_order_then_name() -> None:
-    chosen = select_agent([agent("zeta", order=1), agent("beta", order=0), agent("alpha", order=0, parent="x")])
+    chosen = select_agent([agent("zeta"), agent("beta"), agent("alpha", parent="x")])
     assert chosen.name == "beta"
+
+
+def test_select_agent_orders_as_the_reference_over_rest_lower_cased_name_then_name_then_id() -> None:
+    # Coder's REST API has no display order: the reference's next keys decide, case-blind first.
+    assert select_agent([agent("beta"), agent("Alpha")]).name == "Alpha"
+    assert select_agent([agent("dev"), agent("Dev")]).name == "Dev"  # same lower-cased name: by name ("D" < "d")
+    twins = [agent("main", agent_id="id-b"), agent("main", agent_id="id-a")]
+    assert select_agent(twins).id == "id-a"
 
 
 def test_two_coderd_chat_agents_are_a_selection_error() -> None:
@@ -89,6 +96,12 @@ def test_build_parses_its_agents_from_resources() -> None:
     build = WorkspaceBuild.from_json(build_json())
     assert build.job.status is JobStatus.SUCCEEDED
     assert [a.id for a in build.agents] == ["a1"]
+
+
+def test_a_job_coder_cannot_tell_the_status_of_is_unknown_not_a_protocol_error() -> None:
+    build = WorkspaceBuild.from_json(build_json(job={"id": "j1", "status": "unknown"}))
+    assert build.job.status is JobStatus.UNKNOWN
+    assert not build.job.status.active  # no build is known to be running: a new one may be asked for
 
 
 @pytest.mark.parametrize(
@@ -163,5 +176,6 @@ def test_mcp_endpoints_follow_the_clients_tls_choice_and_keep_the_token_out_of_r
     # Bound to the deployment: the token it carries is never sent to another origin.
     assert endpoint.origin == "https://coder.example:443"
     assert not endpoint.off_origin
-    assert endpoint.headers == {"Coder-Session-Token": "secret-token"}
+    # The token goes as the cookie Coder's app proxy strips, never as a header it would forward to the app.
+    assert endpoint.headers == {"Cookie": "coder_session_token=secret-token"}
     assert "secret-token" not in repr(endpoint)

@@ -60,10 +60,10 @@ V2 = FakeVersion(
     agents=[
         FakeAgent(
             "main",
-            mcp_servers=[FakeMcpServer(tools=echo_tools("search", "deploy"))],
+            mcp_servers=[FakeMcpServer(tools=echo_tools("search", "deploy"), healthcheck=True)],
             apps=[FakeApp("code-server", healthcheck=True)],
         ),
-        FakeAgent("dev-coderd-chat", parent="main", display_order=1),
+        FakeAgent("dev-coderd-chat", parent="main"),
     ],
     parameters=[
         FakeParameter("region", options=("eu", "us"), default_value="eu"),
@@ -450,11 +450,14 @@ async def test_start_build_moves_through_its_states_as_the_clock_advances(api: h
     assert RFC3339.match(polled["job"]["completed_at"])
 
 
-async def test_sub_agents_carry_parent_id_and_display_order(api: httpx.AsyncClient, world: World) -> None:
+async def test_sub_agents_carry_parent_id_and_no_display_order(api: httpx.AsyncClient, world: World) -> None:
     workspace_id = world.fake.create_workspace(unique(), "docker", state="running")
     main, sub = agents_of(await read(api, workspace_id))
-    assert (main["parent_id"], main["display_order"]) == (None, 0)
-    assert (sub["name"], sub["parent_id"], sub["display_order"]) == ("dev-coderd-chat", main["id"], 1)
+    assert main["parent_id"] is None
+    assert (sub["name"], sub["parent_id"]) == ("dev-coderd-chat", main["id"])
+    # codersdk.WorkspaceAgent has no display_order: the order lives in Coder's database only.
+    assert "display_order" not in main
+    assert "display_order" not in sub
 
 
 async def test_stop_removes_agents_and_every_start_build_has_new_agent_ids(
@@ -720,7 +723,9 @@ async def test_mcp_app_is_502_until_its_server_is_up_then_lists_tools(api: httpx
         redirect = await proxy.get(app_root.rstrip("/"))
         assert (redirect.status_code, redirect.headers["location"]) == (307, app_root)
     async with httpx.AsyncClient() as anonymous:
-        assert (await anonymous.post(url, json={})).status_code == 401
+        signed_out = await anonymous.post(url, json={})
+        # Coder sends a browser to its login page, rather than answering 401 JSON as the API does.
+        assert (signed_out.status_code, httpx.URL(signed_out.headers["location"]).path) == (303, "/login")
     assert await list_tools(world, name) == ["search", "deploy"]
     assert world.fake.mcp_list_calls(workspace["id"]) == 1
     assert world.fake.request_count("POST /@{owner}/{workspace_and_agent}/apps/{slug}/{path}") > 0

@@ -31,7 +31,7 @@ from chat_mcp_primer.testing import (
     echo_tools,
 )
 from chat_mcp_primer.tools import CoderWorkspaces
-from chat_mcp_primer.workspace.coder import TOKEN_HEADER, CoderBackend, CoderClient, CoderError, Workspace
+from chat_mcp_primer.workspace.coder import TOKEN_COOKIE, TOKEN_HEADER, CoderBackend, CoderClient, CoderError, Workspace
 from chat_mcp_primer.workspace_mcp import CacheKey, SessionSettings
 from chat_mcp_primer.workspace_mcp._sessions import McpSessions
 
@@ -169,7 +169,8 @@ async def test_everything_a_faulty_turn_produces_is_free_of_the_token(
     assert any("signed out" in text for text in tool_texts)  # the revocation reached the model clearly
     assert any("arguments must be a JSON object" in text for text in tool_texts)
     assert len(errors) == 3  # the REST calls and the MCP dial all failed, and were looked at
-    assert TOKEN_HEADER in endpoint.headers  # the endpoint does carry the token: its repr must hide it
+    # The endpoint does carry the token (as the app proxy's cookie): its repr must hide it.
+    assert f"{TOKEN_COOKIE}={token}" in endpoint.headers["Cookie"]
     assert leaks(token, produced) == []
 
 

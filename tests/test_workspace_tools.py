@@ -35,7 +35,7 @@ V1 = FakeVersion("v1", agents=[FakeAgent("main", mcp_servers=[FakeMcpServer(tool
 V2 = FakeVersion("v2", agents=[FakeAgent("main", mcp_servers=[FakeMcpServer(tools=echo_tools("search_v2"))])])
 BROKEN = FakeVersion("broken", import_error="terraform init failed")
 TWO_CHAT_AGENTS = FakeVersion("two-chat", agents=[FakeAgent("a-coderd-chat"), FakeAgent("b-coderd-chat")])
-PICKY = FakeVersion("picky", agents=[FakeAgent("main"), FakeAgent("helper-coderd-chat", display_order=3)])
+PICKY = FakeVersion("picky", agents=[FakeAgent("main"), FakeAgent("helper-coderd-chat")])
 SILENT = FakeVersion("silent", agents=[FakeAgent("main", never_connects=True)])
 CRASHING = FakeVersion("crashing", agents=[FakeAgent("main", startup_outcome="start_error")])
 DOCKER = FakeTemplate("docker", [V1, V2, BROKEN], active_version="v1")

@@ -34,9 +34,11 @@ class EventName(StrEnum):
     PRIMER_SIGNAL = "primer.signal"  # the workspace changed, or a refused endpoint accepts: reason
     PRIMER_SUCCEEDED = "primer.succeeded"  # every server of the agent listed tools
     PRIMER_CONFIRMED_EMPTY = "primer.confirmed_empty"  # the agent exposes no MCP server
-    PRIMER_GAVE_UP = "primer.gave_up"  # the budget ran out without every server listing
+    PRIMER_GAVE_UP = "primer.gave_up"  # the budget ran out without every server listing (or futile=True)
     PRIMER_CANCELLED = "primer.cancelled"  # the primer was cancelled (rebind, turn ended)
     DISCOVERY_CONFIRMED_EMPTY = "discovery.confirmed_empty"  # a step found the agent has no MCP server
+    # The app proxy refused every server that did not list for good: the turn makes no more attempts.
+    DISCOVERY_FUTILE = "discovery.futile"
     DISCOVERY_RESOLVE_FAILED = "discovery.resolve_failed"  # looking up the chat's agent failed: reason
 
     # Shared by the chats of an agent: they carry agent_id.

@@ -35,7 +35,7 @@ try:
         serve_fake_coder,
     )
     from chat_mcp_primer.testing._floods import Flood
-    from chat_mcp_primer.testing._mcp_server import ToolDef, WorkspaceMCPServer, echo_tools
+    from chat_mcp_primer.testing._mcp_server import SeenRequest, ToolDef, WorkspaceMCPServer, echo_tools
     from chat_mcp_primer.testing._mock_clock import MockClock, MockClockError, Trap, TrappedCall
     from chat_mcp_primer.testing._provision import ProvisionTool
     from chat_mcp_primer.testing._scripted_model import ScriptedModel, ScriptExhaustedError, ScriptStep, call
@@ -70,6 +70,7 @@ __all__ = [
     "ScriptExhaustedError",
     "ScriptStep",
     "ScriptedModel",
+    "SeenRequest",
     "ServedFakeCoder",
     "ToolDef",
     "Trap",

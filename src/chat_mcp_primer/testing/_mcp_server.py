@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import mcp_types
 from mcp.server import Server
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.testing._floods import Flood, Flooding
@@ -30,6 +30,42 @@ class ToolDef:
     name: str
     description: str = ""
     input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True, slots=True)
+class SeenRequest:
+    """One HTTP request as a `WorkspaceMCPServer` received it: everything a server in a workspace could
+    read or keep, credentials included (the ``Cookie`` header is among ``headers``)."""
+
+    method: str
+    path: str
+    query_string: str
+    headers: tuple[tuple[str, str], ...]
+
+    def texts(self) -> tuple[str, ...]:
+        """Every string of the request a secret could hide in: path, query string, header names and values."""
+        return (self.path, self.query_string, *(part for header in self.headers for part in header))
+
+
+class _RequestRecorder:
+    """ASGI middleware that notes every HTTP request before passing it on (lifespan events pass as they are)."""
+
+    def __init__(self, app: ASGIApp, seen: list[SeenRequest], lock: threading.Lock) -> None:
+        self._app = app
+        self._seen = seen
+        self._lock = lock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = SeenRequest(
+                method=scope["method"],
+                path=scope["path"],
+                query_string=scope.get("query_string", b"").decode("latin-1"),
+                headers=tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]),
+            )
+            with self._lock:
+                self._seen.append(request)
+        await self._app(scope, receive, send)
 
 
 def echo_tools(*names: str) -> list[ToolDef]:
@@ -55,7 +91,8 @@ class WorkspaceMCPServer:
 
     Calling a tool answers with a text naming the tool and its arguments. Counters (``list_calls``,
     ``call_calls``, `floods_sent`, `flooding`, `open_connections`, `open_sessions`) let tests assert what
-    the client did.
+    the client did; `seen` holds every HTTP request as it arrived (headers, cookies, query string), so a
+    test can prove what a proxy in front of the server let through.
     """
 
     def __init__(
@@ -92,6 +129,7 @@ class WorkspaceMCPServer:
         self.list_calls = 0
         self.call_calls = 0
         self._lock = threading.Lock()
+        self._seen: list[SeenRequest] = []
         self._serving: LoopbackServer | None = None
         self._server: Server[Any] | None = None
 
@@ -145,7 +183,14 @@ class WorkspaceMCPServer:
         server = Server(name=self.name, on_list_tools=self._list_tools, on_call_tool=self._call_tool)
         app = self._flooding = Flooding(server.streamable_http_app(streamable_http_path="/mcp"), lambda: self.flood)
         self._server = server
-        return app if self.middleware is None else self.middleware(app)
+        served = app if self.middleware is None else self.middleware(app)
+        return _RequestRecorder(served, self._seen, self._lock)
+
+    @property
+    def seen(self) -> list[SeenRequest]:
+        """Every HTTP request the server received so far, in order of arrival (a copy)."""
+        with self._lock:
+            return list(self._seen)
 
     @property
     def floods_sent(self) -> int:

@@ -14,7 +14,7 @@ from chat_mcp_primer.clock import Clock, run_with_timeout, tags
 from chat_mcp_primer.events import EventName, Events
 from chat_mcp_primer.workspace import AgentMcp, McpEndpoint
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
-from chat_mcp_primer.workspace_mcp._failures import describe_failure
+from chat_mcp_primer.workspace_mcp._failures import describe_failure, worth_retrying
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool, clean_listing
 from chat_mcp_primer.workspace_mcp._session import McpSession
 from chat_mcp_primer.workspace_mcp._sessions import McpSessions
@@ -42,11 +42,21 @@ class DiscoveryResult:
     agent: AgentMcp | None = None
     # Why each server that failed in this attempt failed, by server name.
     failures: Mapping[str, str] = field(default_factory=lambda: _NONE)
+    # The servers whose failure asking again in this turn cannot mend (the app proxy refused the session
+    # token or the app): a subset of ``failures``.
+    final_failures: frozenset[str] = frozenset()
 
     @property
     def complete(self) -> bool:
         """True when nothing is left to discover for this agent."""
         return self.outcome in (Outcome.OK, Outcome.NO_ENDPOINTS)
+
+    @property
+    def futile(self) -> bool:
+        """True when another attempt in this turn cannot find more: every server that did not list tools
+        failed in a way only a person can mend (signing in again, an administrator's setting)."""
+        unlisted = self.outcome in (Outcome.PARTIAL, Outcome.ERROR)
+        return unlisted and bool(self.final_failures) and self.final_failures == frozenset(self.failures)
 
 
 class ListingError(Exception):
@@ -79,6 +89,8 @@ class _Listed:
 
     tools: tuple[RemoteTool, ...] = ()
     failure: str | None = None
+    # False when the failure is one asking again in this turn cannot mend.
+    worth_retrying: bool = True
 
 
 @dataclass(slots=True)
@@ -148,6 +160,7 @@ class Discovery:
         # catalogue by identity without comparing every tool.
         tools = listings[0] if len(listings) == 1 else tuple(itertools.chain.from_iterable(listings))
         failed = {server: listed.failure for server, listed in per_server.items() if listed.failure is not None}
+        final = frozenset(server for server, listed in per_server.items() if not listed.worth_retrying)
         listed = sum(1 for tools in listings if tools)
         if listed == len(agent.endpoints):
             outcome = Outcome.OK
@@ -158,7 +171,11 @@ class Discovery:
         else:
             outcome = Outcome.EMPTY
         return DiscoveryResult(
-            outcome, tools=tools, agent=agent, failures=MappingProxyType(failed) if failed else _NONE
+            outcome,
+            tools=tools,
+            agent=agent,
+            failures=MappingProxyType(failed) if failed else _NONE,
+            final_failures=final,
         )
 
     async def _fetch(self, key: CacheKey, endpoint: McpEndpoint, events: Events) -> _Listed:
@@ -201,7 +218,7 @@ class Discovery:
             if session is not None:
                 # A session that failed a listing may be broken (terminated, half-closed): redial next time.
                 self._sessions.discard(session)
-            return _Listed(failure=reason)
+            return _Listed(failure=reason, worth_retrying=worth_retrying(exc))
         tools = clean_listing(endpoint.server, listed, self._limits, events)
         if tools:
             session.warm = True

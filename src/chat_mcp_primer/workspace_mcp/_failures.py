@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 
 import httpx2
 import mcp_types
@@ -11,6 +12,54 @@ from chat_mcp_primer._errors import ChatMcpPrimerError
 
 REFUSED = "connection refused or unreachable"
 TLS_UNVERIFIED = "TLS certificate verification failed"
+LOGIN_REDIRECT = "the app proxy rejected the session token (redirected to login)"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyAnswer:
+    """What an error page of the app proxy in front of a server means, and whether asking again can help."""
+
+    reason: str
+    worth_retrying: bool
+
+
+# The token is missing, invalid or expired: Coder sends a browser to its login page. It stays so until
+# someone signs in again, so nothing in this turn can mend it.
+_LOGIN = ProxyAnswer(LOGIN_REDIRECT, worth_retrying=False)
+# Coder's app proxy answers these as HTML pages, which an MCP server never sends; by status, as Coder
+# words them. Worth retrying only what time mends: a workspace that is starting, an agent connecting.
+_PROXY_PAGES = {
+    400: ProxyAnswer("the app proxy says the workspace is offline (400 Workspace Offline)", worth_retrying=True),
+    403: ProxyAnswer(
+        "the app proxy refused the request (403): path-based apps are disabled on this deployment",
+        worth_retrying=False,
+    ),
+    404: ProxyAnswer(
+        "the app proxy found no such application for this user (404 Application Not Found)", worth_retrying=False
+    ),
+    502: ProxyAnswer(
+        "the app proxy could not reach the app (502): its agent is not connected or its server is not up yet",
+        worth_retrying=True,
+    ),
+}
+_HTML = "text/html"
+_SEE_OTHER = 303
+_LOGIN_PATH = "/login"
+
+
+def proxy_answer(response: httpx2.Response) -> ProxyAnswer | None:
+    """What ``response`` says when it is the app proxy's answer rather than the server's, else None.
+
+    A redirect to the login page (303 See Other, to ``/login``) on the endpoint's own origin, or an HTML
+    error page of a status the proxy uses. Only headers are read: the body is left to the response guard.
+    """
+    if response.has_redirect_location:
+        location = response.request.url.join(response.headers["Location"])
+        return _LOGIN if response.status_code == _SEE_OTHER or location.path == _LOGIN_PATH else None
+    if not response.headers.get("Content-Type", "").lower().startswith(_HTML):
+        return None
+    return _PROXY_PAGES.get(response.status_code)
+
 
 # What the JSON-RPC codes the SDK reports for transport-level faults mean to an operator. Server-sent
 # messages are never repeated (they are not ours to vouch for).
@@ -27,10 +76,12 @@ _MCP_ERRORS = {
 class SessionError(ChatMcpPrimerError):
     """A workspace MCP session could not be opened or was lost. The text names the server, no secrets."""
 
-    def __init__(self, server: str, reason: str) -> None:
+    def __init__(self, server: str, reason: str, *, worth_retrying: bool = True) -> None:
         super().__init__(f"MCP server {server!r}: {reason}")
         self.server = server
         self.reason = reason
+        # False when asking again in this turn cannot help (the app proxy refused the session or the app).
+        self.worth_retrying = worth_retrying
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -42,6 +93,13 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     return False
+
+
+def worth_retrying(exc: BaseException) -> bool:
+    """False when the failure is one asking again in this turn cannot mend (a `SessionError` that says so)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return not isinstance(exc, SessionError) or exc.worth_retrying
 
 
 def describe_failure(exc: BaseException) -> str:

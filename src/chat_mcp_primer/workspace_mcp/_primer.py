@@ -41,9 +41,10 @@ async def run_primer(
     flight may run. The reference strategy pauses ``retry_interval`` every time: with a server that never
     lists tools, 16 attempts and 15 pauses in 30 s. The primed strategy starts with short pauses, ends a
     pause early when ``wake`` is set (something says a retry may now succeed), and never exceeds
-    ``max_attempts``. Errors and empty listings are treated alike. A workspace with no MCP endpoint stops
-    at once when the strategy confirms empty. Cancellation propagates, after a ``primer.cancelled`` event.
-    ``events`` carry the chat's id.
+    ``max_attempts``. Errors and empty listings are treated alike, except a `futile` attempt (every
+    server that did not list was refused for good by the app proxy), which ends the primer at once. A
+    workspace with no MCP endpoint stops at once when the strategy confirms empty. Cancellation
+    propagates, after a ``primer.cancelled`` event. ``events`` carry the chat's id.
     """
     started = clock.now()
     max_wait = strategy.settings.max_wait
@@ -67,6 +68,10 @@ async def run_primer(
             if result.outcome is Outcome.OK:
                 events.emit(EventName.PRIMER_SUCCEEDED, attempts=attempts, tools=len(result.tools))
                 return PrimerReport(PrimerEnd.SUCCEEDED, attempts, result)
+            if result.futile:
+                # The app proxy refused the session token or the app: no retry in this turn can mend it.
+                events.emit(EventName.PRIMER_GAVE_UP, attempts=attempts, outcome=result.outcome.value, futile=True)
+                return PrimerReport(PrimerEnd.GAVE_UP, attempts, result)
             remaining = started + max_wait - clock.now()
             pause = strategy.next_pause(attempts, remaining) if remaining > 0 else None
             if pause is None:

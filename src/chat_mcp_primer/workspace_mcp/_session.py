@@ -18,7 +18,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from chat_mcp_primer.workspace import McpEndpoint, origin_of
 from chat_mcp_primer.workspace_mcp._bounds import IDENTITY_ONLY, ResponseGuard
 from chat_mcp_primer.workspace_mcp._cache import CacheKey
-from chat_mcp_primer.workspace_mcp._failures import SessionError, describe_failure
+from chat_mcp_primer.workspace_mcp._failures import SessionError, describe_failure, proxy_answer, worth_retrying
 from chat_mcp_primer.workspace_mcp._settings import SessionSettings
 
 # Socket-level limits of the HTTP client under each session. The Clock-driven dial, discovery and
@@ -97,7 +97,8 @@ class McpSession:
         # Counts what the server sends (set when the owner task connects).
         self._guard: ResponseGuard | None = None
         # Why the session is lost, when the wire said so before the SDK failed: a response cut off at its
-        # bound, a redirect off the endpoint's origin (never followed). It explains the failure instead.
+        # bound, a redirect off the endpoint's origin or to the login page (never followed), an error page
+        # of the app proxy in front of the server. It explains the failure instead.
         self._explanation: SessionError | None = None
 
     @property
@@ -141,12 +142,19 @@ class McpSession:
         stand-in (a parse error, "connection closed")."""
         guard = self._guard
         noted = guard.noted if guard is not None else 0
+        explained = self._explanation
         try:
             return await request()
         except Exception as exc:
             if guard is not None and guard.noted != noted and guard.reason is not None:
                 raise SessionError(self.endpoint.server, guard.reason) from exc
+            if self._explanation is not None and self._explanation is not explained:
+                raise self._explained_again(self._explanation) from exc
             raise
+
+    def _explained_again(self, failure: BaseException) -> SessionError:
+        """A fresh `SessionError` for ``failure`` (one error instance is never raised in two tasks)."""
+        return SessionError(self.endpoint.server, describe_failure(failure), worth_retrying=worth_retrying(failure))
 
     def _refuse(self, reason: str) -> None:
         # A server that sent more than the bound (or compressed unasked) gets no further request through
@@ -159,7 +167,9 @@ class McpSession:
         await self._ready.wait()
         if self._client is None:
             failure = self._failure
-            raise SessionError(self.endpoint.server, describe_failure(failure) if failure else "session closed")
+            if failure is None:
+                raise SessionError(self.endpoint.server, "session closed")
+            raise self._explained_again(failure)
 
     async def _own(self, settings: SessionSettings, tls: ssl.SSLContext | bool, slot: DialSlot) -> None:
         guard = self._guard = ResponseGuard(settings.max_response_bytes, self._refuse)
@@ -209,13 +219,23 @@ class McpSession:
 
     async def _note_redirect(self, response: httpx2.Response) -> None:
         # Response hooks run before httpx2 works out the redirect, so read the Location header here.
-        if not response.has_redirect_location:
+        if response.has_redirect_location:
+            location = origin_of(str(response.request.url.join(response.headers["Location"])))
+            if location != origin_of(str(response.request.url)):
+                reason = f"redirected to another origin ({location}); not followed"
+                if self._explanation is None:  # a response cut off is the better explanation
+                    self._explanation = SessionError(self.endpoint.server, reason)
+                return
+        answer = proxy_answer(response)
+        if answer is None:
             return
-        location = origin_of(str(response.request.url.join(response.headers["Location"])))
-        if location != origin_of(str(response.request.url)):
-            reason = f"redirected to another origin ({location}); not followed"
-            if self._explanation is None:  # a response cut off is the better explanation
-                self._explanation = SessionError(self.endpoint.server, reason)
+        refusal = SessionError(self.endpoint.server, answer.reason, worth_retrying=answer.worth_retrying)
+        if self._explanation is None:
+            self._explanation = refusal
+        if response.has_redirect_location:
+            # The SDK follows a same-origin redirect of a GET (the event stream): failing the request here
+            # keeps it from ever reaching the login page, with or without the session's cookie.
+            raise refusal
 
     async def _on_message(self, message: IncomingMessage) -> None:
         # Old protocol era: the notification reaches the message handler. Kept light: handlers run as tasks.

@@ -62,6 +62,11 @@ class TurnWorkspace:
         self._done = False
         # The reference's gap 2 applies to a chat that had a workspace when the turn began.
         self._top_of_turn = binding is not None
+        # The workspace whose servers the app proxy refused for good in this turn (a revoked session token,
+        # path-based apps disabled, another user's app): nothing in the turn can mend that, so the turn
+        # makes no further attempt there, neither before a step nor through a primer: every later attempt
+        # of the turn answers with this result. The next turn tries afresh.
+        self._futile: DiscoveryResult | None = None
 
     async def __aenter__(self) -> TurnWorkspace:
         self._tasks = BackgroundTasks()
@@ -134,6 +139,8 @@ class TurnWorkspace:
         binding = self._agent.binding
         if binding is None or (not fresh and not self._hub.strategy.primes_agents_found_ready):
             return
+        if self._refused_for_good(binding.workspace_id):
+            return
         self._done = False
         self._primer.start(self._tasks, self._agent.bus, self._agent.source, binding)
 
@@ -146,7 +153,9 @@ class TurnWorkspace:
 
         Returns the new tool list when the workspace tools changed, else None. Discovery is marked done
         only when every MCP server of the agent listed tools, or the agent exposes none (confirmed
-        empty); after an empty or failed attempt the next step tries again. With the primed strategy, a
+        empty); after an empty or failed attempt the next step tries again, unless the app proxy refused
+        every server that did not list for good (`DiscoveryResult.futile`): then the turn makes no further
+        attempt at that workspace, and starts no primer for it. With the primed strategy, a
         primer in flight for a just-ready agent is first given up to ``prepare_wait`` to finish (once per
         primer), so its tools reach this very step.
         """
@@ -191,11 +200,20 @@ class TurnWorkspace:
         agent = await self._agent.resolve()
         if agent is None:
             return DiscoveryResult(Outcome.NO_AGENT)
+        if self._futile is not None and self._refused_for_good(agent.workspace_id):
+            return self._futile
         result = await self._hub.discovery.attempt(agent, self._events)
+        if result.futile:
+            self._futile = result
+            self._events.emit(EventName.DISCOVERY_FUTILE, servers=sorted(result.final_failures))
         self._primer.refused([e for e in agent.endpoints if result.failures.get(e.server) == REFUSED])
         if result.outcome is Outcome.ERROR:
             self._agent.forget()  # the agent may have been replaced behind our back: look it up again next time
         return result
+
+    def _refused_for_good(self, workspace_id: str) -> bool:
+        futile = self._futile
+        return futile is not None and futile.agent is not None and futile.agent.workspace_id == workspace_id
 
     def _merge(self, tools: Sequence[Tool], result: DiscoveryResult) -> list[Tool] | None:
         agent = result.agent

@@ -1,8 +1,9 @@
 """Session-token authentication as coderd's ``ExtractAPIKey`` does it.
 
 The token comes from the ``coder_session_token`` cookie, else the query parameter of that name, else the
-``Coder-Session-Token`` header. Missing and invalid tokens are 401 with the same message and different
-details. The token is never logged or echoed back.
+``Coder-Session-Token`` header; an app request (`app_session_token`) may also carry it in the app proxy's
+own cookie. Missing and invalid tokens are 401 with the same message and different details (the app proxy
+turns them into a redirect to the login page). The token is never logged or echoed back.
 """
 
 from __future__ import annotations
@@ -17,6 +18,20 @@ from chat_mcp_primer.testing._fake_coder._wire import ApiError, go_quote
 
 SESSION_TOKEN_HEADER = "Coder-Session-Token"
 SESSION_TOKEN_COOKIE = "coder_session_token"
+# The cookie the path-based app proxy sets after a login redirect (codersdk.PathAppSessionTokenCookie).
+PATH_APP_SESSION_TOKEN_COOKIE = "coder_path_app_session_token"
+# Every cookie of Coder's own that its app proxy removes before a request reaches the app
+# (`StripCoderCookies`): the session token, the OAuth2 login state, and the app proxy's own tokens.
+CODER_COOKIES = frozenset(
+    {
+        SESSION_TOKEN_COOKIE,
+        "oauth_state",
+        "oauth_redirect",
+        PATH_APP_SESSION_TOKEN_COOKIE,
+        "coder_subdomain_app_session_token",
+        "coder_signed_app_token",
+    }
+)
 SIGNED_OUT_MESSAGE = "You are signed out or your session has expired. Please sign in again to continue."
 MISSING_TOKEN_DETAIL = f"Cookie {go_quote(SESSION_TOKEN_COOKIE)} or query parameter must be provided."
 INVALID_TOKEN_DETAIL = "API key is invalid."
@@ -30,6 +45,12 @@ def session_token(connection: HTTPConnection) -> str:
         or connection.headers.get(SESSION_TOKEN_HEADER)
         or ""
     )
+
+
+def app_session_token(connection: HTTPConnection) -> str:
+    """The token of an app request, as `AppConnectSessionTokenFromRequest` finds it: the API's places
+    first, then the path-based app proxy's own cookie."""
+    return session_token(connection) or connection.cookies.get(PATH_APP_SESSION_TOKEN_COOKIE) or ""
 
 
 def authenticate(state: CoderState, token: str) -> UserRecord:

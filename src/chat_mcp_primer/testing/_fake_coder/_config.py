@@ -68,9 +68,12 @@ class FakeMcpServer:
     """An MCP server an agent runs, exposed as a workspace app and reachable through the path-based app proxy.
 
     It is up ``cold_start_seconds`` after its agent's lifecycle reaches ``ready`` (``math.inf``: never); until
-    then the app's ``health`` is ``initializing`` and the proxy answers 502. Once up, the proxy serves a real
-    MCP server over Streamable HTTP at ``.../apps/{slug}/mcp`` that lists ``tools`` and answers every call
-    with a text naming the tool and its arguments. ``slug`` must be ``mcp`` or end in ``-mcp``.
+    then the proxy answers 502. Like a Coder app, it has no healthcheck unless ``healthcheck`` says so: its
+    ``health`` is then ``disabled`` throughout and no ``app_health`` change is ever pushed (the common
+    case on real templates); with one, it is ``initializing`` until the server is up, then ``healthy``.
+    Once up, the proxy serves a real MCP server over Streamable HTTP at ``.../apps/{slug}/mcp`` that lists
+    ``tools`` and answers every call with a text naming the tool and its arguments. ``slug`` must be
+    ``mcp`` or end in ``-mcp``.
 
     With ``upstream`` (a base URL such as ``http://127.0.0.1:8931``), the proxy forwards to that real server,
     typically another process, instead of serving ``tools`` in-process; while nothing listens there it
@@ -83,6 +86,7 @@ class FakeMcpServer:
     display_name: str = ""
     port: int = DEFAULT_MCP_PORT
     upstream: str | None = None
+    healthcheck: bool = False
 
     def __post_init__(self) -> None:
         if not _APP_SLUG.match(self.slug) or not is_mcp_slug(self.slug):
@@ -126,7 +130,6 @@ class FakeAgent:
 
     name: str = "main"
     parent: str | None = None
-    display_order: int = 0
     connect_seconds: float = DEFAULT_CONNECT_SECONDS
     never_connects: bool = False
     connection_timeout_seconds: int = DEFAULT_CONNECTION_TIMEOUT_SECONDS

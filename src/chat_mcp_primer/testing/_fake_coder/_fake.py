@@ -59,6 +59,9 @@ class FakeCoder:
     All methods are thread-safe. Workspaces are named by id or by name (of ``owner``, default ``alice``);
     templates by name. ``workspaces_name_active_version=False`` answers as Coder releases before v2.1 did:
     workspaces without ``template_active_version_id``, so only the template names its active version.
+    ``disable_path_apps`` answers every path-based app request 403, as a deployment started with
+    ``--disable-path-apps``; path-based apps are owner-only (another user's is 404, admins included)
+    unless ``path_app_site_owner_access`` (``--dangerous-allow-path-app-site-owner-access``).
     """
 
     def __init__(
@@ -69,9 +72,13 @@ class FakeCoder:
         seed: int = 0,
         anchor: datetime = DEFAULT_ANCHOR,
         workspaces_name_active_version: bool = True,
+        disable_path_apps: bool = False,
+        path_app_site_owner_access: bool = False,
     ) -> None:
         self._state = CoderState(clock, seed=seed, anchor=anchor)
         self._state.workspaces_name_active_version = workspaces_name_active_version
+        self._state.disable_path_apps = disable_path_apps
+        self._state.path_app_site_owner_access = path_app_site_owner_access
         self._admin_token = self._state.issue_token(self._state.admin)
         self._member_token = self._state.issue_token(self._state.member)
         for template in templates:

@@ -149,6 +149,8 @@ def mcp_server_up_at(server: FakeMcpServer, agent: AgentView) -> float:
 
 
 def mcp_app_health(server: FakeMcpServer, agent: AgentView, now: float) -> str:
+    if not server.healthcheck:
+        return "disabled"
     return "healthy" if now >= mcp_server_up_at(server, agent) else "initializing"
 
 

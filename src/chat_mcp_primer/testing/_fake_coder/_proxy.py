@@ -1,10 +1,21 @@
 """Coder's path-based app proxy: ``/@{owner}/{workspace}.{agent}/apps/{slug}/{path}``.
 
-Requests authenticate with the same session token as the API (which is stripped before forwarding). The
+Requests authenticate with the same session token as the API, found where Coder looks for it
+(`app_session_token`); a request without a valid one is redirected (303) to the deployment's login page,
+as Coder does for a browser. What reaches the app is the request with Coder's own cookies removed and
+nothing else: a ``Coder-Session-Token`` header or a token in the query string is forwarded as it came, as
+Coder's `proxyWorkspaceApp` does, so a client that sends the token that way hands it to the app. The
 agent is looked up in the workspace's latest build (``.{agent}`` may be left out when there is only one).
-An MCP app whose server is up is served in-process; an app that is not up (agent still connecting or
-starting, server cold-starting) or has nothing behind it answers 502, the way Coder does when it cannot
-dial the app. Proxy errors are HTML pages, as Coder renders them.
+An MCP app whose server is up is served in-process (or forwarded to its ``upstream``). Proxy errors are
+HTML pages, as Coder renders them:
+
+- 403 for every path-based app when the deployment disables them; 404 for ``@me`` in the URL;
+- 303 to ``/login`` without a valid session token;
+- 404 "Application Not Found" for another user's app (path-based apps are owner-only, site owners too,
+  unless the deployment allows them);
+- 400 "Workspace Offline" when the latest build stops or deletes the workspace;
+- 502 "Application Unavailable" while the agent is not connected, and 502 "Bad Gateway" when the app
+  has not come up (its server cold-starting) or has nothing behind it, as Coder when it cannot dial it.
 """
 
 from __future__ import annotations
@@ -12,14 +23,14 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from chat_mcp_primer.testing._fake_coder._auth import SESSION_TOKEN_COOKIE, authenticate, session_token
+from chat_mcp_primer.testing._fake_coder._auth import CODER_COOKIES, app_session_token, authenticate
 from chat_mcp_primer.testing._fake_coder._config import FakeMcpServer
 from chat_mcp_primer.testing._fake_coder._lifecycle import (
     agent_view,
@@ -35,7 +46,8 @@ from chat_mcp_primer.testing._fake_coder._wire import ApiError
 PROXY_PATH = "/@{owner}/{target}/apps/{slug}/{path:path}"
 PROXY_ROUTE = "/@{owner}/{workspace_and_agent}/apps/{slug}/{path}"
 _APP_ROOT_PATH = "/@{owner}/{target}/apps/{slug}"
-_STRIPPED_HEADERS = frozenset({b"coder-session-token"})
+# Where Coder sends a browser whose app request carries no valid session token.
+LOGIN_PATH = "/login"
 # Starlette routing keys of the outer app, not meant for the app behind the proxy.
 _OUTER_ROUTING_KEYS = ("path_params", "endpoint", "route", "router")
 
@@ -62,6 +74,25 @@ def _app_down() -> _ProxyError:
     )
 
 
+_PATH_APPS_DISABLED = _ProxyError(
+    403, "Forbidden", "Path-based applications are disabled on this Coder deployment by the administrator."
+)
+_ME_REFUSED = _ProxyError(404, "Not Found", "Applications must be accessed with the full username, not @me.")
+_NOT_YOURS = _ProxyError(
+    404,
+    "Application Not Found",
+    "The application or workspace you are trying to access does not exist or you do not have permission to access it.",
+)
+_OFFLINE = _ProxyError(
+    400, "Workspace Offline", "Last workspace transition was to stop. Start the workspace and try again."
+)
+_STOPPED_TRANSITIONS = frozenset({"stop", "delete"})
+
+
+def _agent_unavailable(status: str) -> _ProxyError:
+    return _ProxyError(502, "Application Unavailable", f'Agent state is "{status}", not "connected"')
+
+
 @dataclass(frozen=True, slots=True)
 class _Target:
     key: McpKey
@@ -86,10 +117,15 @@ class AppProxy:
         params = scope["path_params"]
         with self._state.lock:
             self._state.requests[f"{request.method} {PROXY_ROUTE}"] += 1
+            paths_disabled = self._state.disable_path_apps
+        # Coder's order: the deployment's switch, then the URL's form, then the session, then the app.
+        if paths_disabled or params["owner"] == "me":
+            await (_PATH_APPS_DISABLED if paths_disabled else _ME_REFUSED).response()(scope, receive, send)
+            return
         try:
-            viewer = authenticate(self._state, session_token(request))
+            viewer = authenticate(self._state, app_session_token(request))
         except ApiError as error:
-            await error.response()(scope, receive, send)
+            await _to_login(request, error.message)(scope, receive, send)
             return
         try:
             target = self._resolve(viewer.id, params["owner"], params["target"], params["slug"])
@@ -109,15 +145,21 @@ class AppProxy:
         state = self._state
         with state.lock:
             viewer = state.users[viewer_id]
-            owner = viewer if owner_ref == "me" else state.user_by_username(owner_ref)
+            owner = state.user_by_username(owner_ref)
             workspace_name, _, agent_name = target.partition(".")
             workspace = None
             if owner is not None:
                 workspace = state.workspace_by_name(owner, workspace_name, include_deleted=False)
             if workspace is None or not state.can_read(viewer, workspace):
                 raise _ProxyError(404, "Not Found", "The workspace you are looking for does not exist.")
+            # Path-based apps are owner-only whatever their sharing level: they share the deployment's
+            # origin, so another user's app could act with the visitor's cookies.
+            if workspace.owner_id != viewer.id and not (viewer.admin and state.path_app_site_owner_access):
+                raise _NOT_YOURS
             now = state.now()
             build = workspace.latest_build
+            if build.transition in _STOPPED_TRANSITIONS:
+                raise _OFFLINE
             job = job_view(build.job, now)
             agents = [agent for resource in visible_resources(build, job) for agent in resource.agents]
             if agent_name:
@@ -132,6 +174,8 @@ class AppProxy:
             if not known:
                 raise _ProxyError(404, "Application Not Found", f"No application with slug {slug!r} on this agent.")
             view = agent_view(agent.config, job, now)
+            if view.status != "connected":
+                raise _agent_unavailable(view.status)
             up_at = mcp_server_up_at(server, view) if server is not None else math.inf
             if server is None or now < up_at:
                 raise _app_down()
@@ -139,37 +183,41 @@ class AppProxy:
 
     @staticmethod
     def _forwarded_scope(scope: Scope) -> Scope:
-        """The request as the app sees it: mounted under its proxy prefix, without the session token."""
+        """The request as the app sees it: mounted under its proxy prefix, without Coder's cookies.
+
+        Only the ``Cookie`` headers are rewritten (Coder's `StripCoderCookies`); every other header and
+        the query string pass as they came, a ``Coder-Session-Token`` header included."""
         params = scope["path_params"]
         prefix = _APP_ROOT_PATH.format(owner=params["owner"], target=params["target"], slug=params["slug"])
         forwarded = {key: value for key, value in scope.items() if key not in _OUTER_ROUTING_KEYS}
         forwarded["root_path"] = scope.get("root_path", "") + prefix
         headers = []
         for name, value in scope["headers"]:
-            if name.lower() in _STRIPPED_HEADERS:
-                continue
             if name.lower() == b"cookie":
-                value = _without_session_cookie(value)
+                value = _without_coder_cookies(value)
                 if not value:
                     continue
             headers.append((name, value))
         forwarded["headers"] = headers
-        query = [
-            (key, value)
-            for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-            if key != SESSION_TOKEN_COOKIE
-        ]
-        forwarded["query_string"] = urlencode(query).encode("latin-1")
         return forwarded
 
 
-def _without_session_cookie(value: bytes) -> bytes:
+def _without_coder_cookies(value: bytes) -> bytes:
     kept = [
         part.strip()
         for part in value.decode("latin-1").split(";")
-        if part.strip() and part.strip().split("=", 1)[0] != SESSION_TOKEN_COOKIE
+        if part.strip() and part.strip().split("=", 1)[0] not in CODER_COOKIES
     ]
     return "; ".join(kept).encode("latin-1")
+
+
+def _to_login(request: Request, message: str) -> Response:
+    """Coder's answer to an app request without a valid session token: 303 See Other to its login page,
+    with the app's path to come back to. Go's `http.Redirect` writes a short HTML body."""
+    query = urlencode({"message": message, "redirect": request.url.path})
+    location = f"{request.base_url}{LOGIN_PATH.lstrip('/')}?{query}"
+    page = f'<a href="{html.escape(location)}">See Other</a>.\n'
+    return HTMLResponse(page, status_code=303, headers={"Location": location})
 
 
 async def _add_trailing_slash(request: Request) -> Response:

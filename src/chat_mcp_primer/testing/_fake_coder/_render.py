@@ -185,18 +185,19 @@ class Renderer(CatalogRenderer):
             "log_sources": [],
             "scripts": [],
             "startup_script_behavior": "non-blocking",
-            "display_order": config.display_order,
         }
 
     def _apps(self, agent: AgentRecord, view: AgentView) -> list[dict[str, Any]]:
         apps = []
         for server in agent.config.mcp_servers:
             url = f"http://localhost:{server.port}"
-            healthcheck = {
-                "url": f"{url}/mcp",
-                "interval": HEALTHCHECK_INTERVAL_SECONDS,
-                "threshold": HEALTHCHECK_THRESHOLD,
-            }
+            healthcheck = {"url": "", "interval": 0, "threshold": 0}
+            if server.healthcheck:
+                healthcheck = {
+                    "url": f"{url}/mcp",
+                    "interval": HEALTHCHECK_INTERVAL_SECONDS,
+                    "threshold": HEALTHCHECK_THRESHOLD,
+                }
             apps.append(
                 self._app(
                     agent.app_id(server.slug),

@@ -69,6 +69,10 @@ class CoderState:
         # Coder added ``template_active_version_id`` to workspaces in v2.1 (coder/coder#9226); False answers
         # as older releases do, without it, so a caller must read the template to learn the active version.
         self.workspaces_name_active_version = True
+        # The app proxy's deployment options: ``--disable-path-apps`` (path-based apps answer 403) and
+        # ``--dangerous-allow-path-app-site-owner-access`` (site owners may open other users' path apps).
+        self.disable_path_apps = False
+        self.path_app_site_owner_access = False
         self.admin = self.add_user(ADMIN_USERNAME, admin=True)
         self.member = self.add_user(MEMBER_USERNAME, admin=False)
 

@@ -2,7 +2,7 @@
 workspace backend built on them."""
 
 from chat_mcp_primer.workspace.coder._backend import CoderBackend, McpAppSettings, is_mcp_app, server_name
-from chat_mcp_primer.workspace.coder._client import TOKEN_HEADER, CoderClient, CoderSettings
+from chat_mcp_primer.workspace.coder._client import TOKEN_COOKIE, TOKEN_HEADER, CoderClient, CoderSettings
 from chat_mcp_primer.workspace.coder._domain import (
     AgentStatus,
     AppHealth,
@@ -68,6 +68,7 @@ from chat_mcp_primer.workspace.coder._url import CoderUrl
 
 __all__ = [
     "AGENT_READY",
+    "TOKEN_COOKIE",
     "TOKEN_HEADER",
     "Action",
     "AgentReadiness",

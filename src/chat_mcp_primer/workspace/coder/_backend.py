@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint, origin_of
-from chat_mcp_primer.workspace.coder._client import TOKEN_HEADER, CoderClient, path_segment
+from chat_mcp_primer.workspace.coder._client import TOKEN_COOKIE, CoderClient, path_segment
 from chat_mcp_primer.workspace.coder._domain import (
     AppHealth,
     JobStatus,
@@ -69,8 +69,11 @@ class CoderBackend:
 
     MCP servers run as workspace apps and are reached through Coder's path-based app proxy,
     ``{coder_url}/@{owner}/{workspace}.{agent}/apps/{slug}/{mcp_path}``, authenticated with the same
-    session token. The app's health is passed on as a readiness hint. The endpoints are bound to the
-    deployment's origin: the token they carry is never sent anywhere else (see `McpEndpoint.origin`).
+    session token, sent as the ``coder_session_token`` cookie: Coder's app proxy strips its own cookies
+    before the request reaches the app, but forwards a ``Coder-Session-Token`` header, which would hand
+    the user's full-scope token to whatever server runs in the workspace. The app's health is passed on
+    as a readiness hint. The endpoints are bound to the deployment's origin: the token they carry is never
+    sent anywhere else (see `McpEndpoint.origin`).
     """
 
     client: CoderClient
@@ -88,7 +91,7 @@ class CoderBackend:
             McpEndpoint(
                 server=server_name(app.slug),
                 url=f"{base}/{path_segment(app.slug)}/{self.apps.mcp_path}",
-                headers={TOKEN_HEADER: self.client.token},
+                headers={"Cookie": f"{TOKEN_COOKIE}={self.client.token}"},
                 health=_HEALTH[app.health],
                 verify_tls=self.client.settings.verify_tls,
                 origin=origin_of(self.client.url),

@@ -36,6 +36,9 @@ from chat_mcp_primer.workspace.coder._errors import (
 from chat_mcp_primer.workspace.coder._url import CoderUrl
 
 TOKEN_HEADER = "Coder-Session-Token"
+# The cookie Coder reads the session token from first. Its app proxy removes this cookie before a request
+# reaches the workspace app, but forwards the header: app requests must carry the token this way.
+TOKEN_COOKIE = "coder_session_token"
 
 
 def path_segment(value: str) -> str:

@@ -17,6 +17,8 @@ class JobStatus(StrEnum):
     CANCELING = "canceling"
     CANCELED = "canceled"
     FAILED = "failed"
+    # Coder's answer when it cannot tell (the job's provisioner daemon went away mid-job, say).
+    UNKNOWN = "unknown"
 
     @property
     def active(self) -> bool:
@@ -149,19 +151,16 @@ class WorkspaceAgent:
     status: AgentStatus
     lifecycle_state: LifecycleState
     parent_id: str | None = None
-    display_order: int = 0
     apps: tuple[WorkspaceApp, ...] = ()
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WorkspaceAgent:
-        order = data.get("display_order", 0)
         return cls(
             id=_field(data, "id", str, "agent"),
             name=_field(data, "name", str, "agent"),
             status=_enum(AgentStatus, data, "status", "agent"),
             lifecycle_state=_enum(LifecycleState, data, "lifecycle_state", "agent"),
             parent_id=_optional_str(data, "parent_id"),
-            display_order=order if isinstance(order, int) else 0,
             apps=tuple(WorkspaceApp.from_json(app) for app in _objects(data, "apps", "agent")),
         )
 

@@ -103,12 +103,13 @@ class AgentSelectionError(CoderError):
 
 
 def select_agent(agents: Sequence[WorkspaceAgent]) -> WorkspaceAgent:
-    """The agent a chat works with: among root agents (no parent) ordered by display order then name,
-    the one whose name ends in ``-coderd-chat`` (case-insensitive), else the first.
+    """The agent a chat works with: among root agents (no parent) ordered as the reference orders them
+    where the REST API can see (the lower-cased name, then the name, then the id: Coder's API has no
+    display order), the one whose name ends in ``-coderd-chat`` (case-insensitive), else the first.
 
     Raises `AgentSelectionError` when there is no root agent or several are marked for chats.
     """
-    roots = sorted((a for a in agents if a.parent_id is None), key=lambda a: (a.display_order, a.name))
+    roots = sorted((a for a in agents if a.parent_id is None), key=lambda a: (a.name.lower(), a.name, a.id))
     if not roots:
         raise AgentSelectionError("the workspace build has no root agent")
     marked = [a for a in roots if a.name.casefold().endswith(CHAT_AGENT_SUFFIX)]
@@ -124,7 +125,8 @@ async def wait_for_build(
     """Poll until the build's job succeeded, and return the finished build.
 
     Reads ``job.status``: failed raises `BuildFailedError` with the job's error text and code;
-    canceled raises `BuildCanceledError`; pending, running and canceling keep waiting;
+    canceled raises `BuildCanceledError`; pending, running and canceling keep waiting, and so does
+    unknown (Coder could not tell this time; a later read may);
     ``build_timeout`` raises `BuildTimeoutError`. Every error carries the build id.
     """
     deadline = clock.now() + settings.build_timeout
