@@ -8,11 +8,7 @@ failures are results with ``isError`` set, never crashes.
 
 from __future__ import annotations
 
-import errno
-import hmac
-import ipaddress
 import json
-import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,11 +23,17 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from chat_mcp_primer._errors import ToolArgumentError
 from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, LogLevel, app, configure_logging
+from chat_mcp_primer.cli._http_transport import (
+    MCP_PATH,
+    BearerTokenMiddleware,
+    HttpEndpoint,
+    StartupError,
+    listen,
+)
 from chat_mcp_primer.cli._long_calls import LongCall
 from chat_mcp_primer.cli._options import CODER_URL_HELP, parse_coder_url, positive_seconds
 from chat_mcp_primer.tools import (
@@ -65,18 +67,8 @@ SERVER_NAME = "chat-mcp-primer"
 CODER_URL_ENV = "CODER_URL"
 CODER_TOKEN_ENV = "CODER_SESSION_TOKEN"
 BEARER_TOKEN_ENV = "CHAT_MCP_PRIMER_BEARER_TOKEN"
-# The SDK's default mount point, so clients can use the URL they would guess.
-MCP_PATH = "/mcp"
-# Port 0 would ask the OS for a random port nobody could learn; 65535 is the largest TCP port.
-MIN_PORT = 1
-MAX_PORT = 65535
-HTTP_UNAUTHORIZED = 401
-# RFC 6455's close code for a peer that broke the server's policy (here: no valid bearer token).
-WEBSOCKET_POLICY_VIOLATION = 1008
 # Seconds uvicorn gives open requests (a long create_workspace) after Ctrl-C before it drops them.
 GRACEFUL_SHUTDOWN_SECONDS = 5
-# uvicorn's own listen backlog: connections that may queue while the server is busy accepting.
-LISTEN_BACKLOG = 2048
 
 _DEFAULT_READINESS = ReadinessSettings()
 _log = structlog.get_logger("chat_mcp_primer.serve_mcp")
@@ -294,78 +286,6 @@ def build_server(lifecycle: WorkspaceLifecycle, *, log_level: LogLevel = LogLeve
     return server
 
 
-class BearerTokenMiddleware:
-    """Lets requests through only with ``Authorization: Bearer <token>``: other HTTP requests get 401, other
-    WebSocket handshakes are refused. The comparison takes constant time; lifespan events pass through.
-    """
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self._app = app
-        self._expected = token.encode()
-
-    def _authorized(self, scope: Scope) -> bool:
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                scheme, _, credentials = bytes(value).partition(b" ")
-                return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._expected)
-        return False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan" or self._authorized(scope):
-            await self._app(scope, receive, send)
-            return
-        _log.info("serve_mcp.unauthorized", path=scope.get("path"))
-        if scope["type"] == "websocket":
-            # Closing before accepting makes the server answer the handshake with 403.
-            await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
-            return
-        response = JSONResponse(
-            {"error": "unauthorized", "message": "send Authorization: Bearer <token>"},
-            status_code=HTTP_UNAUTHORIZED,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-        await response(scope, receive, send)
-
-
-# -- the command ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class HttpEndpoint:
-    """Where ``--http`` serves: a host (name or address) and a TCP port."""
-
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str) -> HttpEndpoint:
-        """``HOST:PORT`` (IPv6 hosts in brackets: ``[::1]:8000``); `ValueError` with a clear message."""
-        host, separator, port_text = text.strip().rpartition(":")
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-        if not separator or not host or not port_text.isdigit():
-            raise ValueError(f"--http expects HOST:PORT (for example 127.0.0.1:8000), got {text!r}")
-        port = int(port_text)
-        if not MIN_PORT <= port <= MAX_PORT:
-            raise ValueError(f"--http port must be between {MIN_PORT} and {MAX_PORT}, got {port}")
-        return cls(host, port)
-
-    @property
-    def is_loopback(self) -> bool:
-        """Whether only this machine can reach the address (``localhost``, 127.0.0.0/8, ``::1``)."""
-        if self.host.casefold() == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{MCP_PATH}"
-
-
 @dataclass(frozen=True, slots=True)
 class ServeSettings:
     """Everything the command needs, checked. Tokens stay out of the repr."""
@@ -376,29 +296,6 @@ class ServeSettings:
     log_level: LogLevel
     endpoint: HttpEndpoint | None = None
     bearer_token: str | None = field(default=None, repr=False)
-
-
-class StartupError(Exception):
-    """The server cannot start (its port is taken, the deployment or the token is wrong); the text says why."""
-
-
-def listen(endpoint: HttpEndpoint) -> socket.socket:
-    """A socket bound and listening on ``endpoint``, as uvicorn would open it, or `StartupError` saying why
-    not ("address already in use"), so the failure is reported before the server says it is serving."""
-    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart may reuse the port at once
-        listener.bind((endpoint.host, endpoint.port))
-        listener.listen(LISTEN_BACKLOG)
-    except OSError as exc:
-        listener.close()
-        reason = exc.strerror or errno.errorcode.get(exc.errno or 0) or type(exc).__name__
-        if isinstance(exc, socket.gaierror):
-            reason = "host not found"
-        where = endpoint.url.removesuffix(MCP_PATH).removeprefix("http://")
-        raise StartupError(f"cannot listen on {where}: {reason[:1].lower()}{reason[1:]}") from None
-    return listener
 
 
 async def serve(settings: ServeSettings) -> None:

@@ -139,7 +139,7 @@ class TurnWorkspace:
         binding = self._agent.binding
         if binding is None or (not fresh and not self._hub.strategy.primes_agents_found_ready):
             return
-        if self._refused_for_good(binding.workspace_id):
+        if self._futile_at(binding.workspace_id) is not None:
             return
         self._done = False
         self._primer.start(self._tasks, self._agent.bus, self._agent.source, binding)
@@ -200,8 +200,9 @@ class TurnWorkspace:
         agent = await self._agent.resolve()
         if agent is None:
             return DiscoveryResult(Outcome.NO_AGENT)
-        if self._futile is not None and self._refused_for_good(agent.workspace_id):
-            return self._futile
+        futile = self._futile_at(agent.workspace_id)
+        if futile is not None:
+            return futile
         result = await self._hub.discovery.attempt(agent, self._events)
         if result.futile:
             self._futile = result
@@ -211,9 +212,12 @@ class TurnWorkspace:
             self._agent.forget()  # the agent may have been replaced behind our back: look it up again next time
         return result
 
-    def _refused_for_good(self, workspace_id: str) -> bool:
+    def _futile_at(self, workspace_id: str) -> DiscoveryResult | None:
+        """The attempt that found ``workspace_id``'s servers refused for good in this turn, if one did."""
         futile = self._futile
-        return futile is not None and futile.agent is not None and futile.agent.workspace_id == workspace_id
+        if futile is not None and futile.agent is not None and futile.agent.workspace_id == workspace_id:
+            return futile
+        return None
 
     def _merge(self, tools: Sequence[Tool], result: DiscoveryResult) -> list[Tool] | None:
         agent = result.agent
