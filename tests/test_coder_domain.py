@@ -27,6 +27,7 @@ from chat_mcp_primer.workspace.coder import (
     select_agent,
     server_name,
 )
+from chat_mcp_primer.workspace.coder._app_urls import AppUrlError, WildcardHost
 from chat_mcp_primer.workspace.coder._errors import error_from_body
 
 
@@ -179,3 +180,56 @@ def test_mcp_endpoints_follow_the_clients_tls_choice_and_keep_the_token_out_of_r
     # The token goes as the cookie Coder's app proxy strips, never as a header it would forward to the app.
     assert endpoint.headers == {"Cookie": "coder_session_token=secret-token"}
     assert "secret-token" not in repr(endpoint)
+
+
+def workspace_with_app(app: dict[str, object]) -> Workspace:
+    data = workspace_json()
+    data["latest_build"]["resources"][0]["agents"][0]["apps"] = [app]
+    return Workspace.from_json(data)
+
+
+SUBDOMAIN_APP = {"id": "app-1", "slug": "mcp", "health": "disabled", "subdomain": True}
+
+
+@pytest.mark.parametrize(
+    "subdomain_name",
+    ["mcp--main--dev--alice", None],  # None: an older coderd that does not send it; the same name, computed
+)
+def test_a_subdomain_apps_host_is_coderds_name_for_it_in_place_of_the_wildcard(subdomain_name: str | None) -> None:
+    app = {**SUBDOMAIN_APP, **({"subdomain_name": subdomain_name} if subdomain_name else {})}
+    workspace = workspace_with_app(app)
+    client = CoderClient("https://coder.example.com:8443", "secret-token")
+    wildcard = WildcardHost.parse("*.apps.example.com:8443")
+    [endpoint] = CoderBackend(client).endpoints(workspace, workspace.latest_build.agents[0], wildcard=wildcard)
+    assert endpoint.url == "https://mcp--main--dev--alice.apps.example.com:8443/mcp"
+    assert endpoint.origin == "https://mcp--main--dev--alice.apps.example.com:8443"
+    assert endpoint.headers == {"Cookie": "coder_session_token=secret-token"}
+
+
+def test_a_suffix_wildcard_names_the_app_within_its_first_label() -> None:
+    wildcard = WildcardHost.parse("*--apps.example.com")
+    assert wildcard is not None
+    assert wildcard.app_origin("https", "mcp--main--dev--alice") == "https://mcp--main--dev--alice--apps.example.com"
+
+
+@pytest.mark.parametrize("name", ["evil.example/#", "mcp--main--dev--alice.other.example", "a b", "x@evil.example"])
+def test_an_app_host_that_could_carry_the_token_elsewhere_is_refused(name: str) -> None:
+    workspace = workspace_with_app({**SUBDOMAIN_APP, "subdomain_name": name})
+    client = CoderClient("https://coder.example.com", "secret-token")
+    backend = CoderBackend(client)
+    with pytest.raises(AppUrlError, match="not a host label") as raised:
+        backend.endpoints(workspace, workspace.latest_build.agents[0], wildcard=WildcardHost("*.apps.example.com"))
+    assert isinstance(raised.value, CoderProtocolError)  # a malformed answer of coderd, as any other
+    assert "secret-token" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "pattern", ["apps.example.com", "*.apps.example.com/path", "https://*.apps.example.com", "*.a*.example.com"]
+)
+def test_a_wildcard_that_is_not_a_host_pattern_is_refused(pattern: str) -> None:
+    with pytest.raises(AppUrlError, match="not a host pattern"):
+        WildcardHost.parse(pattern)
+
+
+def test_a_deployment_without_a_wildcard_has_none() -> None:
+    assert WildcardHost.parse("") is None

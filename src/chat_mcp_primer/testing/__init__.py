@@ -35,6 +35,7 @@ try:
         serve_fake_coder,
     )
     from chat_mcp_primer.testing._floods import Flood
+    from chat_mcp_primer.testing._loopback_hosts import loopback_hosts
     from chat_mcp_primer.testing._mcp_server import SeenRequest, ToolDef, WorkspaceMCPServer, echo_tools
     from chat_mcp_primer.testing._mock_clock import MockClock, MockClockError, Trap, TrappedCall
     from chat_mcp_primer.testing._provision import ProvisionTool
@@ -80,5 +81,6 @@ __all__ = [
     "call",
     "echo_tools",
     "free_port",
+    "loopback_hosts",
     "serve_fake_coder",
 ]

@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import mcp_types
 from mcp.server import Server
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chat_mcp_primer.clock import Clock
@@ -21,6 +22,8 @@ from chat_mcp_primer.workspace import McpEndpoint
 # far more than loopback needs even on a loaded machine.
 _IDLE_POLLS = 500
 _IDLE_POLL_S = 0.01
+# The hosts the SDK answers by default on loopback, kept when `WorkspaceMCPServer.allowed_hosts` adds more.
+_LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,11 @@ class WorkspaceMCPServer:
     malformed bodies, answers held back); it must pass lifespan events through, as the app's lifespan
     runs the MCP session manager. `kill` stops it like a killed process.
 
+    Like any server built on the SDK, it answers only requests whose ``Host`` is a loopback name (421
+    otherwise: DNS-rebinding protection). Behind Coder's app proxy it sees the host the client asked for,
+    so ``allowed_hosts`` (``"mcp--main--dev--alice.apps.coder.test:*"``) adds hosts it also answers, as a
+    template author configures a server that sits behind a deployment.
+
     Calling a tool answers with a text naming the tool and its arguments. Counters (``list_calls``,
     ``call_calls``, `floods_sent`, `flooding`, `open_connections`, `open_sessions`) let tests assert what
     the client did; `seen` holds every HTTP request as it arrived (headers, cookies, query string), so a
@@ -111,6 +119,7 @@ class WorkspaceMCPServer:
         tls_files: tuple[str, str] | None = None,
         middleware: Callable[[ASGIApp], ASGIApp] | None = None,
         flood: Flood | None = None,
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         self.tools = list(tools)
         self.name = name
@@ -125,6 +134,7 @@ class WorkspaceMCPServer:
         self.tls_files = tls_files
         self.middleware = middleware
         self.flood = flood
+        self.allowed_hosts = tuple(allowed_hosts)
         self._flooding: Flooding | None = None
         self.list_calls = 0
         self.call_calls = 0
@@ -181,7 +191,11 @@ class WorkspaceMCPServer:
 
     def _app(self) -> Any:
         server = Server(name=self.name, on_list_tools=self._list_tools, on_call_tool=self._call_tool)
-        app = self._flooding = Flooding(server.streamable_http_app(streamable_http_path="/mcp"), lambda: self.flood)
+        security = None
+        if self.allowed_hosts:
+            security = TransportSecuritySettings(allowed_hosts=[*_LOOPBACK_HOSTS, *self.allowed_hosts])
+        streamable = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security)
+        app = self._flooding = Flooding(streamable, lambda: self.flood)
         self._server = server
         served = app if self.middleware is None else self.middleware(app)
         return _RequestRecorder(served, self._seen, self._lock)

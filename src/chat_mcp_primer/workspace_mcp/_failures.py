@@ -31,7 +31,8 @@ _LOGIN = ProxyAnswer(LOGIN_REDIRECT, worth_retrying=False)
 _PROXY_PAGES = {
     400: ProxyAnswer("the app proxy says the workspace is offline (400 Workspace Offline)", worth_retrying=True),
     403: ProxyAnswer(
-        "the app proxy refused the request (403): path-based apps are disabled on this deployment",
+        "the app proxy refused the request (403): path-based apps are disabled on this deployment; "
+        "serve the MCP app as a subdomain app (subdomain = true)",
         worth_retrying=False,
     ),
     404: ProxyAnswer(
@@ -42,20 +43,33 @@ _PROXY_PAGES = {
         worth_retrying=True,
     ),
 }
+# The server itself refused the host the app proxy passes on (the SDK's DNS-rebinding protection answers
+# 421 to any Host but a loopback name): it must be told the deployment's host names.
+_MISDIRECTED = 421
+_HOST_REFUSED = ProxyAnswer(
+    "the server refused the Host header the app proxy passes on (421): allow the deployment's app host "
+    "names in its DNS-rebinding protection",
+    worth_retrying=False,
+)
 _HTML = "text/html"
 _SEE_OTHER = 303
-_LOGIN_PATH = "/login"
+# Where the app proxy sends a request without a valid session token: a path-based app to the login page,
+# a subdomain app to the deployment's app sign-in (on the access URL, another origin than the app's).
+_SIGN_IN_PATHS = frozenset({"/login", "/api/v2/applications/auth-redirect"})
 
 
 def proxy_answer(response: httpx2.Response) -> ProxyAnswer | None:
     """What ``response`` says when it is the app proxy's answer rather than the server's, else None.
 
-    A redirect to the login page (303 See Other, to ``/login``) on the endpoint's own origin, or an HTML
-    error page of a status the proxy uses. Only headers are read: the body is left to the response guard.
+    A redirect to sign in (303 See Other, or any redirect to the login page or the app sign-in), an HTML
+    error page of a status the proxy uses, or the server's own refusal of the forwarded host (421). Only
+    headers are read: the body is left to the response guard.
     """
     if response.has_redirect_location:
         location = response.request.url.join(response.headers["Location"])
-        return _LOGIN if response.status_code == _SEE_OTHER or location.path == _LOGIN_PATH else None
+        return _LOGIN if response.status_code == _SEE_OTHER or location.path in _SIGN_IN_PATHS else None
+    if response.status_code == _MISDIRECTED:
+        return _HOST_REFUSED
     if not response.headers.get("Content-Type", "").lower().startswith(_HTML):
         return None
     return _PROXY_PAGES.get(response.status_code)

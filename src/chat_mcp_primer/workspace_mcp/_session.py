@@ -219,15 +219,14 @@ class McpSession:
 
     async def _note_redirect(self, response: httpx2.Response) -> None:
         # Response hooks run before httpx2 works out the redirect, so read the Location header here.
-        if response.has_redirect_location:
-            location = origin_of(str(response.request.url.join(response.headers["Location"])))
-            if location != origin_of(str(response.request.url)):
-                reason = f"redirected to another origin ({location}); not followed"
-                if self._explanation is None:  # a response cut off is the better explanation
-                    self._explanation = SessionError(self.endpoint.server, reason)
-                return
         answer = proxy_answer(response)
         if answer is None:
+            if response.has_redirect_location:
+                location = origin_of(str(response.request.url.join(response.headers["Location"])))
+                if location != origin_of(str(response.request.url)) and self._explanation is None:
+                    # (a response cut off is the better explanation)
+                    reason = f"redirected to another origin ({location}); not followed"
+                    self._explanation = SessionError(self.endpoint.server, reason)
             return
         refusal = SessionError(self.endpoint.server, answer.reason, worth_retrying=answer.worth_retrying)
         if self._explanation is None:

@@ -78,6 +78,10 @@ class FakeMcpServer:
     With ``upstream`` (a base URL such as ``http://127.0.0.1:8931``), the proxy forwards to that real server,
     typically another process, instead of serving ``tools`` in-process; while nothing listens there it
     answers 502, as Coder does for an app that is not up yet.
+
+    With ``subdomain`` it is a subdomain app (``subdomain = true`` on the ``coder_app``): served at
+    ``{slug}--{agent}--{workspace}--{owner}`` under the deployment's wildcard access URL, at ``/mcp``, and
+    not under the path-based proxy; on a deployment without a wildcard it cannot be reached at all.
     """
 
     slug: str = "mcp"
@@ -87,6 +91,7 @@ class FakeMcpServer:
     port: int = DEFAULT_MCP_PORT
     upstream: str | None = None
     healthcheck: bool = False
+    subdomain: bool = False
 
     def __post_init__(self) -> None:
         if not _APP_SLUG.match(self.slug) or not is_mcp_slug(self.slug):
@@ -100,7 +105,7 @@ class FakeApp:
     """A non-MCP workspace app (an IDE, a web UI). The proxy has nothing to serve for it and answers 502.
 
     With ``healthcheck`` its health goes ``initializing`` -> ``healthy`` when the agent is ready; without,
-    it is ``disabled``, as in Coder.
+    it is ``disabled``, as in Coder. ``subdomain`` as for `FakeMcpServer`.
     """
 
     slug: str
@@ -110,6 +115,7 @@ class FakeApp:
     hidden: bool = False
     external: bool = False
     sharing_level: SharingLevel = "owner"
+    subdomain: bool = False
 
     def __post_init__(self) -> None:
         if not _APP_SLUG.match(self.slug):

@@ -30,6 +30,7 @@ from chat_mcp_primer.testing._fake_coder._records import (
 )
 from chat_mcp_primer.testing._fake_coder._render import Renderer
 from chat_mcp_primer.testing._fake_coder._state import CoderState
+from chat_mcp_primer.testing._fake_coder._subdomain import WildcardPattern
 from chat_mcp_primer.testing._fake_coder._wire import DEFAULT_ANCHOR, ApiError, parse_uuid
 
 WorkspaceState = Literal["pending", "starting", "running", "stopped", "failed", "deleted"]
@@ -62,6 +63,10 @@ class FakeCoder:
     ``disable_path_apps`` answers every path-based app request 403, as a deployment started with
     ``--disable-path-apps``; path-based apps are owner-only (another user's is 404, admins included)
     unless ``path_app_site_owner_access`` (``--dangerous-allow-path-app-site-owner-access``).
+    ``wildcard_access_url`` (``--wildcard-access-url``, e.g. ``"*.apps.coder.test"``: no scheme, no port)
+    serves subdomain apps at hosts under it; `serve_fake_coder` resolves those hosts to its loopback
+    address in this process (`loopback_hosts`), so no DNS is needed. Without it, as in Coder by default,
+    ``GET /api/v2/applications/host`` answers ``""`` and subdomain apps are reached at their path only.
     """
 
     def __init__(
@@ -74,11 +79,13 @@ class FakeCoder:
         workspaces_name_active_version: bool = True,
         disable_path_apps: bool = False,
         path_app_site_owner_access: bool = False,
+        wildcard_access_url: str = "",
     ) -> None:
         self._state = CoderState(clock, seed=seed, anchor=anchor)
         self._state.workspaces_name_active_version = workspaces_name_active_version
         self._state.disable_path_apps = disable_path_apps
         self._state.path_app_site_owner_access = path_app_site_owner_access
+        self._state.wildcard = WildcardPattern.parse(wildcard_access_url) if wildcard_access_url else None
         self._admin_token = self._state.issue_token(self._state.admin)
         self._member_token = self._state.issue_token(self._state.member)
         for template in templates:
@@ -125,6 +132,12 @@ class FakeCoder:
         with self._state.lock:
             user = self._user(username)
             return self._state.issue_token(user).value
+
+    @property
+    def wildcard_access_url(self) -> str:
+        """The wildcard host subdomain apps are served under (``*.apps.coder.test``), or ``""``."""
+        wildcard = self._state.wildcard
+        return f"*{wildcard.suffix}" if wildcard is not None else ""
 
     # -- templates ---------------------------------------------------------------------------------
 
@@ -254,7 +267,8 @@ class FakeCoder:
     @property
     def requests(self) -> dict[str, int]:
         """Requests received per route, keyed like ``"GET /api/v2/workspaces/{workspace}"`` (app proxy:
-        ``"POST /@{owner}/{workspace_and_agent}/apps/{slug}/{path}"``), including failed and faulted ones."""
+        ``"POST /@{owner}/{workspace_and_agent}/apps/{slug}/{path}"``; subdomain apps:
+        ``"POST {slug}--{agent}--{workspace}--{owner}.{wildcard}/{path}"``), including failed and faulted ones."""
         with self._state.lock:
             return dict(self._state.requests)
 

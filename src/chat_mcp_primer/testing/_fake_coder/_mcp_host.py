@@ -16,12 +16,14 @@ import anyio
 import anyio.abc
 import mcp_types
 from mcp.server import Server
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
 from chat_mcp_primer.testing._fake_coder._config import FakeMcpServer
 from chat_mcp_primer.testing._fake_coder._state import CoderState
 
 McpKey = tuple[str, str, str]  # (workspace id, agent id, slug)
+_BEHIND_THE_PROXY = TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
 
 def mcp_server_app(state: CoderState, key: McpKey, config: FakeMcpServer) -> Starlette:
@@ -52,7 +54,9 @@ def mcp_server_app(state: CoderState, key: McpKey, config: FakeMcpServer) -> Sta
         return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=text)])
 
     server = Server(name=config.slug, on_list_tools=list_tools, on_call_tool=call_tool)
-    return server.streamable_http_app(streamable_http_path="/mcp")
+    # A server meant to sit behind Coder's app proxy sees the host the client asked for (the deployment's
+    # or the app's own subdomain), so it cannot keep the SDK's loopback-only Host check.
+    return server.streamable_http_app(streamable_http_path="/mcp", transport_security=_BEHIND_THE_PROXY)
 
 
 class McpHost:

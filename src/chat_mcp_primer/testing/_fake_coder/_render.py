@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from chat_mcp_primer.testing._fake_coder._config import HEALTHCHECK_INTERVAL_SECONDS, HEALTHCHECK_THRESHOLD
+from chat_mcp_primer.testing._fake_coder._config import (
+    HEALTHCHECK_INTERVAL_SECONDS,
+    HEALTHCHECK_THRESHOLD,
+    FakeApp,
+    FakeMcpServer,
+)
 from chat_mcp_primer.testing._fake_coder._lifecycle import (
     AgentView,
     JobView,
@@ -19,8 +24,15 @@ from chat_mcp_primer.testing._fake_coder._lifecycle import (
     plain_app_health,
     visible_resources,
 )
-from chat_mcp_primer.testing._fake_coder._records import AgentRecord, BuildRecord, ResourceRecord, WorkspaceRecord
+from chat_mcp_primer.testing._fake_coder._records import (
+    AgentRecord,
+    BuildRecord,
+    ResourceRecord,
+    UserRecord,
+    WorkspaceRecord,
+)
 from chat_mcp_primer.testing._fake_coder._render_catalog import AGENT_API_VERSION, MS_PER_SECOND, CatalogRenderer
+from chat_mcp_primer.testing._fake_coder._subdomain import subdomain_app_name
 
 AGENT_VERSION = "v2.27.1"
 # The apps Coder shows for every agent unless a template turns them off.
@@ -142,12 +154,12 @@ class Renderer(CatalogRenderer):
             "name": resource.name,
             "hide": False,
             "icon": "",
-            "agents": [self.agent(agent, resource, job) for agent in resource.agents],
+            "agents": [self.agent(agent, resource, build, job) for agent in resource.agents],
             "metadata": [],
             "daily_cost": 0,
         }
 
-    def agent(self, agent: AgentRecord, resource: ResourceRecord, job: JobView) -> dict[str, Any]:
+    def agent(self, agent: AgentRecord, resource: ResourceRecord, build: BuildRecord, job: JobView) -> dict[str, Any]:
         config = agent.config
         view = agent_view(config, job, self.now)
         health: dict[str, Any] = {"healthy": view.healthy}
@@ -176,7 +188,7 @@ class Renderer(CatalogRenderer):
             "expanded_directory": config.directory,
             "version": AGENT_VERSION,
             "api_version": AGENT_API_VERSION,
-            "apps": self._apps(agent, view),
+            "apps": self._apps(agent, view, build),
             "connection_timeout_seconds": config.connection_timeout_seconds,
             "troubleshooting_url": "",
             "subsystems": [],
@@ -187,17 +199,13 @@ class Renderer(CatalogRenderer):
             "startup_script_behavior": "non-blocking",
         }
 
-    def _apps(self, agent: AgentRecord, view: AgentView) -> list[dict[str, Any]]:
+    def _apps(self, agent: AgentRecord, view: AgentView, build: BuildRecord) -> list[dict[str, Any]]:
+        workspace = self.state.workspaces[build.workspace_id]
+        owner = self.state.users[workspace.owner_id]
         apps = []
         for server in agent.config.mcp_servers:
             url = f"http://localhost:{server.port}"
-            healthcheck = {"url": "", "interval": 0, "threshold": 0}
-            if server.healthcheck:
-                healthcheck = {
-                    "url": f"{url}/mcp",
-                    "interval": HEALTHCHECK_INTERVAL_SECONDS,
-                    "threshold": HEALTHCHECK_THRESHOLD,
-                }
+            healthcheck = _healthcheck(f"{url}/mcp") if server.healthcheck else _NO_HEALTHCHECK
             apps.append(
                 self._app(
                     agent.app_id(server.slug),
@@ -209,28 +217,22 @@ class Renderer(CatalogRenderer):
                     hidden=False,
                     external=False,
                     sharing_level="owner",
+                    subdomain=_subdomain_name(server, agent, workspace, owner),
                 )
             )
         for app in agent.config.apps:
-            if app.healthcheck:
-                healthcheck = {
-                    "url": f"{app.url}/healthz",
-                    "interval": HEALTHCHECK_INTERVAL_SECONDS,
-                    "threshold": HEALTHCHECK_THRESHOLD,
-                }
-            else:
-                healthcheck = {"url": "", "interval": 0, "threshold": 0}
             apps.append(
                 self._app(
                     agent.app_id(app.slug),
                     app.slug,
                     app.display_name or app.slug,
                     app.url,
-                    healthcheck,
+                    _healthcheck(f"{app.url}/healthz") if app.healthcheck else _NO_HEALTHCHECK,
                     plain_app_health(app, view),
                     hidden=app.hidden,
                     external=app.external,
                     sharing_level=app.sharing_level,
+                    subdomain=_subdomain_name(app, agent, workspace, owner),
                 )
             )
         return apps
@@ -247,15 +249,16 @@ class Renderer(CatalogRenderer):
         hidden: bool,
         external: bool,
         sharing_level: str,
+        subdomain: str | None,
     ) -> dict[str, Any]:
-        return {
+        rendered = {
             "id": app_id,
             "url": url,
             "external": external,
             "slug": slug,
             "display_name": display_name,
             "icon": "",
-            "subdomain": False,
+            "subdomain": subdomain is not None,
             "sharing_level": sharing_level,
             "healthcheck": healthcheck,
             "health": health,
@@ -263,3 +266,23 @@ class Renderer(CatalogRenderer):
             "open_in": "slim-window",
             "statuses": [],
         }
+        if subdomain is not None:
+            # `omitempty` in codersdk: coderd names the host of subdomain apps only, wildcard or not.
+            rendered["subdomain_name"] = subdomain
+        return rendered
+
+
+_NO_HEALTHCHECK: dict[str, Any] = {"url": "", "interval": 0, "threshold": 0}
+
+
+def _healthcheck(url: str) -> dict[str, Any]:
+    return {"url": url, "interval": HEALTHCHECK_INTERVAL_SECONDS, "threshold": HEALTHCHECK_THRESHOLD}
+
+
+def _subdomain_name(
+    app: FakeMcpServer | FakeApp, agent: AgentRecord, workspace: WorkspaceRecord, owner: UserRecord
+) -> str | None:
+    """The host label of a subdomain app, as coderd computes it; None for a path-based app."""
+    if not app.subdomain:
+        return None
+    return subdomain_app_name(app.slug, agent.config.name, workspace.name, owner.username)

@@ -45,6 +45,7 @@ class ApiRoutes:
 
     def routes(self) -> list[BaseRoute]:
         authenticated: list[tuple[str, str, Handler]] = [
+            ("GET", "/applications/host", self.applications_host),
             ("GET", "/users/{user}", self.user),
             ("GET", "/organizations", self.organizations),
             ("GET", "/templates", self.templates),
@@ -98,6 +99,16 @@ class ApiRoutes:
         base_url = str(request.base_url).rstrip("/")
         with self._state.lock:
             return json_response(200, self._render().buildinfo(base_url))
+
+    async def applications_host(self, request: Request, viewer: UserRecord) -> Response:
+        """The wildcard app host with the access URL's port, or "" (coderd's `appurl.SubdomainAppHost`)."""
+        with self._state.lock:
+            wildcard = self._state.wildcard
+        host = ""
+        if wildcard is not None:
+            port = request.url.port
+            host = f"*{wildcard.suffix}" + (f":{port}" if port is not None else "")
+        return json_response(200, {"host": host})
 
     async def user(self, request: Request, viewer: UserRecord) -> Response:
         with self._state.lock:

@@ -34,6 +34,7 @@ from chat_mcp_primer.testing._fake_coder._records import (
     WorkspaceRecord,
     new_agents,
 )
+from chat_mcp_primer.testing._fake_coder._subdomain import WildcardPattern
 from chat_mcp_primer.testing._fake_coder._wire import DEFAULT_ANCHOR, Timeline, not_found, parse_uuid
 
 # The resources a Docker template's builds leave behind: the container carries the agents and exists only
@@ -73,6 +74,9 @@ class CoderState:
         # ``--dangerous-allow-path-app-site-owner-access`` (site owners may open other users' path apps).
         self.disable_path_apps = False
         self.path_app_site_owner_access = False
+        # ``--wildcard-access-url`` (``*.apps.coder.test``): the hosts subdomain apps are served on; None
+        # when the deployment has none, as Coder's default.
+        self.wildcard: WildcardPattern | None = None
         self.admin = self.add_user(ADMIN_USERNAME, admin=True)
         self.member = self.add_user(MEMBER_USERNAME, admin=False)
 

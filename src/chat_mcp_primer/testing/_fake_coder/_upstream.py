@@ -7,8 +7,10 @@ import httpx
 from starlette.types import Receive, Scope, Send
 
 # Headers that describe one hop, not the message (RFC 9110, section 7.6.1); never forwarded.
+# Not forwarded. ``Host`` is, as Go's reverse proxy under Coder's app proxy passes it on: the app sees the
+# host the client asked for (the access URL's, or its own subdomain under the wildcard).
 _HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host"}
+    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
 )
 # An upstream that accepts the connection is given as long as it likes: event streams stay open for the
 # life of an MCP session. Connecting is bounded, so a dead upstream is a prompt 502.

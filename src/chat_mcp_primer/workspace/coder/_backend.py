@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.workspace._endpoints import AgentMcp, EndpointHealth, McpEndpoint, origin_of
-from chat_mcp_primer.workspace.coder._client import TOKEN_COOKIE, CoderClient, path_segment
+from chat_mcp_primer.workspace.coder._app_urls import WildcardHost, path_app_root, subdomain_name
+from chat_mcp_primer.workspace.coder._client import TOKEN_COOKIE, CoderClient
 from chat_mcp_primer.workspace.coder._domain import (
     AppHealth,
     JobStatus,
@@ -67,37 +69,66 @@ class McpAppSettings:
 class CoderBackend:
     """A Coder deployment: lifecycle operations for the workspace tools, and the MCP endpoints of agents.
 
-    MCP servers run as workspace apps and are reached through Coder's path-based app proxy,
-    ``{coder_url}/@{owner}/{workspace}.{agent}/apps/{slug}/{mcp_path}``, authenticated with the same
-    session token, sent as the ``coder_session_token`` cookie: Coder's app proxy strips its own cookies
-    before the request reaches the app, but forwards a ``Coder-Session-Token`` header, which would hand
-    the user's full-scope token to whatever server runs in the workspace. The app's health is passed on
-    as a readiness hint. The endpoints are bound to the deployment's origin: the token they carry is never
-    sent anywhere else (see `McpEndpoint.origin`).
+    MCP servers run as workspace apps and are reached through Coder's app proxy: a path-based app at
+    ``{coder_url}/@{owner}/{workspace}.{agent}/apps/{slug}/{mcp_path}``, a subdomain app at
+    ``{scheme}://{slug}--{agent}--{workspace}--{owner}{suffix}/{mcp_path}`` under the deployment's wildcard
+    access URL (asked of the deployment once, the first time a subdomain MCP app shows up). Both are
+    authenticated with the same session token, sent as the ``coder_session_token`` cookie: Coder's app
+    proxy strips its own cookies before the request reaches the app, but forwards a
+    ``Coder-Session-Token`` header, which would hand the user's full-scope token to whatever server runs
+    in the workspace. The app's health is passed on as a readiness hint. Each endpoint is bound to the
+    origin Coder serves the app on (see `McpEndpoint.origin`): the token it carries is never sent anywhere
+    else.
     """
 
     client: CoderClient
     readiness: ReadinessSettings = field(default_factory=ReadinessSettings)
     apps: McpAppSettings = field(default_factory=McpAppSettings)
+    # The deployment's wildcard app host once asked for; a deployment's is fixed while it runs.
+    _wildcard: WildcardHost | None = field(default=None, init=False, repr=False)
+    _wildcard_known: bool = field(default=False, init=False, repr=False)
 
     @property
     def clock(self) -> Clock:
         return self.client.clock
 
-    def endpoints(self, workspace: Workspace, agent: WorkspaceAgent) -> tuple[McpEndpoint, ...]:
-        owner, name, agent_name = (path_segment(part) for part in (workspace.owner_name, workspace.name, agent.name))
-        base = f"{self.client.url}/@{owner}/{name}.{agent_name}/apps"
-        return tuple(
-            McpEndpoint(
-                server=server_name(app.slug),
-                url=f"{base}/{path_segment(app.slug)}/{self.apps.mcp_path}",
-                headers={"Cookie": f"{TOKEN_COOKIE}={self.client.token}"},
-                health=_HEALTH[app.health],
-                verify_tls=self.client.settings.verify_tls,
-                origin=origin_of(self.client.url),
-            )
-            for app in agent.apps
-            if self.apps.is_mcp_app(app)
+    async def wildcard_host(self) -> WildcardHost | None:
+        """The deployment's wildcard app host (None: it serves no subdomain apps), asked for once.
+
+        Raises `CoderError` when the deployment cannot say, or says what is not a host pattern
+        (`AppUrlError`); nothing is remembered then."""
+        if not self._wildcard_known:
+            self._wildcard = WildcardHost.parse(await self.client.applications_host())
+            self._wildcard_known = True
+        return self._wildcard
+
+    def endpoints(
+        self, workspace: Workspace, agent: WorkspaceAgent, *, wildcard: WildcardHost | None = None
+    ) -> tuple[McpEndpoint, ...]:
+        """The MCP endpoints of ``agent``'s apps. A subdomain app is reached at its own host under
+        ``wildcard``, the deployment's `wildcard_host`; without one, at its path, where Coder's proxy
+        serves every app of an agent (unless the deployment disables path-based apps, which the proxy
+        then says). Raises `AppUrlError` when coderd names an app's host with what a host cannot hold."""
+        return tuple(self._endpoint(workspace, agent, app, wildcard) for app in agent.apps if self.apps.is_mcp_app(app))
+
+    def _endpoint(
+        self, workspace: Workspace, agent: WorkspaceAgent, app: WorkspaceApp, wildcard: WildcardHost | None
+    ) -> McpEndpoint:
+        if app.subdomain and wildcard is not None:
+            label = app.subdomain_name or subdomain_name(app.slug, agent.name, workspace.name, workspace.owner_name)
+            origin = wildcard.app_origin(urlsplit(self.client.url).scheme, label)
+            return self._reached_at(app, f"{origin}/{self.apps.mcp_path}", origin_of(origin))
+        root = path_app_root(self.client.url, workspace.owner_name, workspace.name, agent.name, app.slug)
+        return self._reached_at(app, f"{root}/{self.apps.mcp_path}", origin_of(self.client.url))
+
+    def _reached_at(self, app: WorkspaceApp, url: str, origin: str) -> McpEndpoint:
+        return McpEndpoint(
+            server=server_name(app.slug),
+            url=url,
+            headers={"Cookie": f"{TOKEN_COOKIE}={self.client.token}"},
+            health=_HEALTH[app.health],
+            verify_tls=self.client.settings.verify_tls,
+            origin=origin,
         )
 
     async def changes(self, binding: WorkspaceBinding) -> AsyncIterator[str]:
@@ -128,4 +159,8 @@ class CoderBackend:
                 agent = select_agent(build.agents)
             except AgentSelectionError:
                 return None
-        return AgentMcp(workspace_id=workspace.id, agent_id=agent.id, endpoints=self.endpoints(workspace, agent))
+        wildcard = None
+        if any(app.subdomain and self.apps.is_mcp_app(app) for app in agent.apps):
+            wildcard = await self.wildcard_host()
+        endpoints = self.endpoints(workspace, agent, wildcard=wildcard)
+        return AgentMcp(workspace_id=workspace.id, agent_id=agent.id, endpoints=endpoints)

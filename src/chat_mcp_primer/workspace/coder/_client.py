@@ -217,6 +217,15 @@ class CoderClient:
     async def buildinfo(self) -> Mapping[str, Any]:
         return await self._object("GET", "/buildinfo")
 
+    async def applications_host(self) -> str:
+        """The wildcard host subdomain apps are served under (``*.apps.example.com``, with the access URL's
+        port when it names one), or ``""`` when the deployment has no wildcard access URL."""
+        data = await self._object("GET", "/applications/host")
+        host = data.get("host", "")
+        if not isinstance(host, str):
+            raise CoderProtocolError("GET /applications/host: 'host' is not a string")
+        return host
+
     async def me(self) -> User:
         return User.from_json(await self._object("GET", "/users/me"))
 

@@ -123,7 +123,11 @@ class WorkspaceApp:
     health: AppHealth
     hidden: bool = False
     external: bool = False
+    # Served at its own host under the deployment's wildcard access URL rather than under a path;
+    # ``subdomain_name`` is the host's first label as coderd computes it (empty from releases that
+    # do not send it, or when the deployment has no wildcard).
     subdomain: bool = False
+    subdomain_name: str = ""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WorkspaceApp:
@@ -141,6 +145,7 @@ class WorkspaceApp:
             hidden=bool(data.get("hidden", False)),
             external=bool(data.get("external", False)),
             subdomain=bool(data.get("subdomain", False)),
+            subdomain_name=str(data.get("subdomain_name") or ""),
         )
 
 
