@@ -1,4 +1,4 @@
-"""A small stdio MCP server for the gateway's tests, run as ``python -m tests.gateway_servers.stdio_server``.
+"""A small stdio MCP server for the gateway's tests, run as ``python stdio_server.py [OPTIONS]``.
 
 Options (all optional):
 
