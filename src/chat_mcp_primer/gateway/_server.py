@@ -11,7 +11,6 @@ to the ``subscriptions/listen`` streams of the 2026 era (through the SDK's subsc
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ import structlog
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
+from mcp.server.streamable_http_manager import DEFAULT_MAX_SESSIONS
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -36,6 +36,8 @@ _log = structlog.get_logger("chat_mcp_primer.gateway")
 SERVER_NAME = "chat-mcp-primer-gateway"
 MCP_PATH = "/mcp"
 DISCOVERY_PATH = "/discovery"
+# The header a handshake-era Streamable HTTP client names its session by.
+_SESSION_HEADER = "mcp-session-id"
 SERVER_INSTRUCTIONS = (
     "The MCP servers of this workspace's .mcp.json, on one endpoint: each tool is named server__tool. "
     "GET /discovery says which servers are up, which have no tools and which failed, and why."
@@ -49,13 +51,22 @@ class ListingNotifier:
         self._table = table
         self.bus = InMemorySubscriptionBus()
         self.listen = ListenHandler(self.bus)
-        # Handshake-era sessions that may be told: forgotten when the session is gone.
-        self._sessions: weakref.WeakSet[ServerSession] = weakref.WeakSet()
+        # Handshake-era sessions to tell, by session id, each through the latest request's session object (its
+        # notifications without a related request go to the session's standing event stream). As many as the
+        # SDK serves at once, the oldest forgotten first: telling a session that has ended is a silent no-op.
+        self._sessions: dict[str, ServerSession] = {}
         self.sent = 0
 
     def remember(self, context: ServerRequestContext[Any]) -> None:
-        if context.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            self._sessions.add(context.session)
+        if context.protocol_version in MODERN_PROTOCOL_VERSIONS or not isinstance(context.request, Request):
+            return  # the 2026 era is told through subscriptions; stdio is not served
+        session_id = context.request.headers.get(_SESSION_HEADER)
+        if session_id is None:
+            return  # the handshake itself: the session's next request carries its id
+        self._sessions.pop(session_id, None)
+        self._sessions[session_id] = context.session
+        while len(self._sessions) > DEFAULT_MAX_SESSIONS:
+            del self._sessions[next(iter(self._sessions))]
 
     async def run(self) -> None:
         """Notify after every change of the listing, until cancelled. Changes that come while a round of
@@ -67,11 +78,11 @@ class ListingNotifier:
 
     async def notify(self) -> None:
         await self.bus.publish(ToolsListChanged())
-        for session in list(self._sessions):
+        for session_id, session in list(self._sessions.items()):
             try:
                 await session.send_tool_list_changed()
-            except Exception:  # a session whose client left: it cannot be told, and is forgotten
-                self._sessions.discard(session)
+            except Exception:  # a session that cannot be told any more is forgotten
+                self._sessions.pop(session_id, None)
         self.sent += 1
         _log.info("gateway.list_changed_sent", version=self._table.listing_version)
 
