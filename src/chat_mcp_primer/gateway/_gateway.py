@@ -10,10 +10,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import anyio
 import structlog
 import uvicorn
+from mcp.server import Server
 from starlette.applications import Starlette
 
 from chat_mcp_primer._tasks import BackgroundTasks
@@ -22,7 +24,7 @@ from chat_mcp_primer.clock import tags as clock_tags
 from chat_mcp_primer.gateway._children import ServerSupervisor
 from chat_mcp_primer.gateway._config import ConfigFileError, GatewayConfig, ServerConfig, load_config
 from chat_mcp_primer.gateway._report import DiscoveryReport, new_run_id, sanitise_reason
-from chat_mcp_primer.gateway._server import ListingNotifier, build_app
+from chat_mcp_primer.gateway._server import ListingNotifier, build_app, build_mcp_server
 from chat_mcp_primer.gateway._settings import GatewaySettings
 from chat_mcp_primer.gateway._table import ServerTable
 
@@ -81,7 +83,9 @@ class Gateway:
         self._environ = os.environ if environ is None else environ
         self.table = ServerTable(new_run_id())
         self.notifier = ListingNotifier(self.table)
-        self.app: Starlette = build_app(self.table, self.notifier, allowed_hosts)
+        # The aggregated MCP server (an in-process `mcp.Client` can talk to it directly), and the HTTP app.
+        self.server: Server[Any] = build_mcp_server(self.table, self.notifier)
+        self.app: Starlette = build_app(self.server, self.table, allowed_hosts)
         self._running: dict[str, _Running] = {}
         self._tasks: BackgroundTasks | None = None
         self.config = GatewayConfig()

@@ -123,8 +123,9 @@ def build_mcp_server(table: ServerTable, notifier: ListingNotifier) -> Server[An
     return server
 
 
-def build_app(table: ServerTable, notifier: ListingNotifier, allowed_hosts: Sequence[str] = ()) -> Starlette:
-    """The ASGI app: ``/mcp`` and ``/discovery``. Its lifespan runs the SDK's session manager.
+def build_app(server: Server[Any], table: ServerTable, allowed_hosts: Sequence[str] = ()) -> Starlette:
+    """The ASGI app: ``server`` at ``/mcp`` and ``table``'s report at ``/discovery``. Its lifespan runs the SDK's
+    session manager.
 
     ``allowed_hosts`` turns on the SDK's DNS-rebinding protection for those ``Host`` values (``host:port``,
     ``*`` for any port). Off by default: Coder's app proxy forwards the deployment's own host name (a
@@ -140,7 +141,6 @@ def build_app(table: ServerTable, notifier: ListingNotifier, allowed_hosts: Sequ
     async def discovery(request: Request) -> JSONResponse:
         return JSONResponse(table.report().to_json(), headers={"Cache-Control": "no-store"})
 
-    server = build_mcp_server(table, notifier)
     return server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         transport_security=security,
