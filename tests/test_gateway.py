@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 from chat_mcp_primer.cli import EXIT_USAGE, build_app
 from chat_mcp_primer.clock import tags
 from chat_mcp_primer.gateway import DISCOVERY_PATH, MCP_PATH, Gateway, GatewaySettings, serve_http
+from chat_mcp_primer.gateway._report import sanitise_reason
 from chat_mcp_primer.testing import MockClock, WorkspaceMCPServer, echo_tools, free_port
 
 pytestmark = pytest.mark.anyio
@@ -305,6 +306,55 @@ async def wait_until_gone(*pids: int) -> None:
             if not any(running(pid) for pid in pids):
                 return
             await anyio.sleep(PROCESS_POLL_SECONDS)
+
+
+async def test_an_http_server_that_goes_away_is_reconnected_once_it_is_back(
+    tmp_path: Path, mock_clock: MockClock
+) -> None:
+    port = free_port()
+    config = write_config(tmp_path / ".mcp.json", {"web": {"url": f"http://127.0.0.1:{port}/mcp"}})
+    web = WorkspaceMCPServer(echo_tools("search"), name="web", port=port).start()
+    try:
+        async with serving([config], mock_clock) as served, Client(served.mcp_url, cache=None) as client:
+            await served.status_when("web", "ok")
+            web.kill()
+            failed = await client.call_tool("web__search", {})
+            assert failed.is_error
+            assert "search on MCP server 'web' failed" in text_of(failed)
+            line = await served.status_when("web", "failed")
+            assert line["reason"].endswith("; restarting in 1 s")
+            assert await tool_names(client) == set()
+
+            await mock_clock.wait_for_sleeper(*tags.GATEWAY_RESTART)
+            await mock_clock.advance(1)
+            line = await served.report_when(lambda report: "in 2 s" in report["servers"]["web"]["reason"])
+            assert line["servers"]["web"]["reason"] == "connection refused or unreachable; restarting in 2 s"
+
+            web = WorkspaceMCPServer(echo_tools("search"), name="web", port=port).start()
+            await mock_clock.wait_for_sleeper(*tags.GATEWAY_RESTART)
+            await mock_clock.advance(2)
+            assert await served.status_when("web", "ok") == {"status": "ok", "tools": 1, "reason": None}
+            assert text_of(await client.call_tool("web__search", {})) == "search called with {}"
+    finally:
+        web.stop()
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Authorization: Bearer abc.def rejected", "Authorization: Bearer *** rejected"),
+        ("GITHUB_TOKEN=ghp_123 and api-key: k1 are wrong", "GITHUB_TOKEN=*** and api-key: *** are wrong"),
+        ("cannot reach https://bot:hunter2@git.example.com/x", "cannot reach https://bot:***@git.example.com/x"),
+        (
+            "Traceback (most recent call last):\n  File x\nValueError: bad",
+            "Traceback (most recent call last): File x ValueError: bad",
+        ),
+        (f"the key {SECRET} expired", "the key *** expired"),
+        ("x" * 300, "x" * 197 + "..."),
+    ],
+)
+def test_reasons_are_one_short_line_without_credentials(text: str, reason: str) -> None:
+    assert sanitise_reason(text, GatewaySettings().max_reason_chars, hidden=[SECRET, "on"]) == reason
 
 
 # -- change notifications -------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 A supervisor owns its server's session in its own task, as the SDK requires: it connects, lists the tools,
 publishes them in the `ServerTable`, lists again on ``tools/list_changed``, and when the session is lost
-(the process exited, the stream ended, a call found the connection closed) it withdraws the tools, says
-why in the report, waits out the restart backoff and starts again. It runs until it is cancelled: the
+(the process exited, the stream ended, a call found the connection broken) it withdraws the tools, says
+why in the report (for a stdio server, with the last line it wrote to stderr), waits out the restart
+backoff and starts again. It runs until it is cancelled: the
 gateway cancels it when the server's entry is removed or changed, and on shutdown.
 
 What guarantees that no stdio child outlives the gateway:
@@ -24,11 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from enum import Enum
-from typing import Any, TextIO
+from typing import Any
 
 import anyio
 import httpx2
@@ -41,6 +41,7 @@ from mcp.client.session import IncomingMessage
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.client.subscriptions import SubscriptionLost
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from chat_mcp_primer._tasks import TaskGroup
@@ -49,6 +50,7 @@ from chat_mcp_primer.clock import tags as clock_tags
 from chat_mcp_primer.gateway._config import ServerConfig, Transport
 from chat_mcp_primer.gateway._report import ServerOutcome, Status, sanitise_reason
 from chat_mcp_primer.gateway._settings import GatewaySettings
+from chat_mcp_primer.gateway._stderr import StderrTail
 from chat_mcp_primer.gateway._table import ServerLine, ServerTable
 from chat_mcp_primer.workspace_mcp._failures import describe_failure
 
@@ -61,8 +63,6 @@ _HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 # The SDK's sse client takes plain seconds: the same limits.
 _SSE_TIMEOUT_SECONDS = 30.0
 _SSE_READ_TIMEOUT_SECONDS = 300.0
-# How much of the end of a stdio server's stderr is read for its last words (one line is kept).
-_STDERR_TAIL_BYTES = 4096
 
 
 CONNECTION_ENDED = "the connection ended"
@@ -152,11 +152,14 @@ class ServerSupervisor:
         if not self._is_stdio:
             return await self._live(None)
         # The child's stderr, kept for its last words: a server that fails to start usually says why there.
-        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as stderr:
-            reason, was_up = await self._live(stderr)
+        with StderrTail() as stderr:
+            async with TaskGroup() as drains:
+                drains.start_soon(stderr.drain)
+                reason, was_up = await self._live(stderr)
+                drains.cancel()
             return self._with_last_words(reason, stderr), was_up
 
-    async def _live(self, stderr: TextIO | None) -> tuple[str, bool]:
+    async def _live(self, stderr: StderrTail | None) -> tuple[str, bool]:
         send, receive = anyio.create_memory_object_stream[_Signal | ServerLost](float("inf"))
         was_up = False
         reason = ""
@@ -176,7 +179,11 @@ class ServerSupervisor:
                 self._signals = send
                 async with TaskGroup() as timers, AsyncExitStack() as stack:
                     timers.start_soon(expire)
-                    client = await stack.enter_async_context(self._client_for(send, stderr, stack))
+                    try:
+                        client = await stack.enter_async_context(self._client_for(send, stderr, stack))
+                    finally:
+                        if stderr is not None:
+                            stderr.spawned()
                     timers.cancel()
                     async with TaskGroup() as listeners:
                         if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
@@ -207,7 +214,7 @@ class ServerSupervisor:
         return self.config.transport is Transport.STDIO
 
     def _client_for(
-        self, signals: MemoryObjectSendStream[_Signal | ServerLost], stderr: TextIO | None, stack: AsyncExitStack
+        self, signals: MemoryObjectSendStream[_Signal | ServerLost], stderr: StderrTail | None, stack: AsyncExitStack
     ) -> Client:
         config = self.config
         transport: SdkTransport
@@ -217,7 +224,7 @@ class ServerSupervisor:
             environment = {**self._environ, **dict(config.env)}
             parameters = StdioServerParameters(command=config.command, args=list(config.args), env=environment)
             assert stderr is not None
-            transport = stdio_client(parameters, errlog=stderr)
+            transport = stdio_client(parameters, errlog=stderr.writer)
         elif config.transport is Transport.HTTP:
             http = httpx2.AsyncClient(headers=dict(config.headers), timeout=_HTTP_TIMEOUT)
             stack.push_async_callback(http.aclose)
@@ -280,7 +287,8 @@ class ServerSupervisor:
             return error_result(f"{tool} on MCP server {self.name!r} timed out after {self._settings.call_timeout:g} s")
         except Exception as exc:
             reason = self._describe(exc)
-            if isinstance(exc, MCPError) and exc.error.code == mcp_types.CONNECTION_CLOSED:
+            if not isinstance(exc, MCPError) or exc.error.code == mcp_types.CONNECTION_CLOSED:
+                # The connection failed under the call (the server answered nothing): the session is lost.
                 self._lost(reason)
             return error_result(f"{tool} on MCP server {self.name!r} failed: {reason}")
         # The server's own _meta (its identity stamp) is not the gateway's to pass on as its own.
@@ -298,7 +306,11 @@ class ServerSupervisor:
             async with client.listen(tools_list_changed=True) as subscription:
                 async for _ in subscription:
                     signals.send_nowait(_Signal.RELIST)
-        except Exception:  # no subscription support, or the stream dropped: only the early signal is lost
+        except SubscriptionLost:
+            # The stream dropped without the server closing it: for an http server, the one sign that it went
+            # away between calls.
+            signals.send_nowait(ServerLost("its event stream dropped"))
+        except Exception:  # no subscription support: only the early signal of a change is lost
             return
 
     def _lost(self, reason: str) -> None:
@@ -326,17 +338,11 @@ class ServerSupervisor:
             return f"cannot start its command: {failure.strerror or type(failure).__name__}"
         return describe_failure(failure)
 
-    def _with_last_words(self, reason: str, stderr: TextIO) -> str:
-        """``reason``, and for a stdio server the last line it wrote to stderr (its own words, sanitised)."""
+    def _with_last_words(self, reason: str, stderr: StderrTail) -> str:
+        """``reason``, with the last line the server wrote to stderr (its own words, sanitised later)."""
         if not reason:
             return reason  # cancelled: nobody reads it
-        try:
-            descriptor = stderr.fileno()
-            size = os.fstat(descriptor).st_size
-            tail = os.pread(descriptor, _STDERR_TAIL_BYTES, max(0, size - _STDERR_TAIL_BYTES))
-        except OSError:
-            return reason
-        lines = [line.strip() for line in tail.decode("utf-8", errors="replace").splitlines() if line.strip()]
         if reason == CONNECTION_ENDED:
             reason = "the server exited"
-        return f"{reason}: {lines[-1]}" if lines else reason
+        last = stderr.last_line()
+        return f"{reason}: {last}" if last else reason

@@ -203,6 +203,7 @@ async def serve_http(
 
         async def stop_when_asked() -> None:
             await stop.wait()
+            gateway.notifier.close()  # subscription streams end now, not at the end of uvicorn's grace
             server.should_exit = True
 
         tasks.start_soon(stop_when_asked)

@@ -28,6 +28,11 @@ _MIN_SECRET_CHARS = 4
 _HIDDEN = "***"
 _ELLIPSIS = "..."
 _WHITESPACE = re.compile(r"\s+")
+# What looks like a credential whatever the server's env says: a bearer token, ``token=...`` and the like,
+# and the password of a URL.
+_BEARER = re.compile(r"(?i)\b(bearer)\s+\S+")
+_KEY_VALUE = re.compile(r"(?i)\b([\w-]*(?:token|secret|password|passwd|api[_-]?key)[\w-]*)([=:]\s*)\S+")
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]+):[^/\s@]+@")
 
 
 class Status(StrEnum):
@@ -81,10 +86,14 @@ class DiscoveryReport:
 
 def sanitise_reason(text: str, limit: int, hidden: Iterable[str] = ()) -> str:
     """``text`` as one short line fit for the report: every value of ``hidden`` (a server's env values and
-    header values, which are often tokens) replaced by ``***``, whitespace runs (newlines too) collapsed to one
+    header values, which are often tokens) and whatever looks like a credential (``Bearer ...``,
+    ``token=...``, a URL's password) replaced by ``***``, whitespace runs (newlines too) collapsed to one
     space, and cut to ``limit`` characters."""
     for value in sorted({value for value in hidden if len(value) >= _MIN_SECRET_CHARS}, key=len, reverse=True):
         text = text.replace(value, _HIDDEN)
+    text = _BEARER.sub(rf"\1 {_HIDDEN}", text)
+    text = _KEY_VALUE.sub(rf"\1\2{_HIDDEN}", text)
+    text = _URL_PASSWORD.sub(rf"\1:{_HIDDEN}@", text)
     line = _WHITESPACE.sub(" ", text).strip()
     if len(line) <= limit:
         return line
