@@ -29,6 +29,7 @@ from chat_mcp_primer.gateway import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     DISCOVERY_PATH,
+    MCP_PATH,
     ConfigFileError,
     Gateway,
     default_config_paths,
@@ -70,7 +71,7 @@ async def run_gateway(run: GatewayRun) -> int:
                         return
 
             tasks.start_soon(stop_on_signal)
-            base = run.endpoint.url.removesuffix("/mcp")
+            base = run.endpoint.url.removesuffix(MCP_PATH)
             _say(
                 f"serving {len(gateway.config.servers)} MCP server(s) on {run.endpoint.url} "
                 f"(report at {base}{DISCOVERY_PATH}, run {gateway.run_id})"

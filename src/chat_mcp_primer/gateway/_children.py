@@ -160,6 +160,8 @@ class ServerSupervisor:
             return self._with_last_words(reason, stderr), was_up
 
     async def _live(self, stderr: StderrTail | None) -> tuple[str, bool]:
+        """Connect, list, publish and serve until the session is lost: why (empty when cancelled), and
+        whether it listed tools before it was."""
         send, receive = anyio.create_memory_object_stream[_Signal | ServerLost](float("inf"))
         was_up = False
         reason = ""

@@ -189,8 +189,9 @@ async def serve_http(
     gateway: Gateway, listener: socket.socket, stop: anyio.Event, *, log_level: str = "warning"
 ) -> None:
     """Serve ``gateway.app`` with uvicorn on ``listener`` (bound and listening) until ``stop`` is set; requests
-    in flight then get `GatewaySettings.shutdown_grace_seconds`. asyncio only (uvicorn's loop); signals are
-    the caller's to handle."""
+    in flight then get `GatewaySettings.shutdown_grace_seconds`. Once per gateway (the SDK's session manager
+    runs once), inside its ``async with`` block; asyncio only (uvicorn's loop); signals are the caller's to
+    handle."""
     config = uvicorn.Config(
         gateway.app,
         log_level=log_level,

@@ -55,7 +55,6 @@ class ListingNotifier:
         # notifications without a related request go to the session's standing event stream). As many as the
         # SDK serves at once, the oldest forgotten first: telling a session that has ended is a silent no-op.
         self._sessions: dict[str, ServerSession] = {}
-        self.sent = 0
 
     def remember(self, context: ServerRequestContext[Any]) -> None:
         if context.protocol_version in MODERN_PROTOCOL_VERSIONS or not isinstance(context.request, Request):
@@ -83,7 +82,6 @@ class ListingNotifier:
                 await session.send_tool_list_changed()
             except Exception:  # a session that cannot be told any more is forgotten
                 self._sessions.pop(session_id, None)
-        self.sent += 1
         _log.info("gateway.list_changed_sent", version=self._table.listing_version)
 
     def close(self) -> None:
