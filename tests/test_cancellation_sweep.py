@@ -36,6 +36,7 @@ import chat_mcp_primer
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse, ToolResult, ToolSpec
 from chat_mcp_primer.cli.serve_mcp import WorkspaceLifecycle, build_server
 from chat_mcp_primer.clock import tags as clock_tags
+from chat_mcp_primer.gateway import Gateway, Phase
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
@@ -617,6 +618,61 @@ async def test_cancelling_a_serve_mcp_create_at_any_wait_leaves_nothing_behind(
     sweep.report()
 
 
+# -- scenario 4: the gateway, serving an http server and one that refuses connections -----------------
+
+
+@dataclass
+class GatewayWorld:
+    """The gateway connects a live http server and one that refuses connections (so it restarts), watches
+    its config file, and routes a call from an in-process MCP client: every wait of the gateway."""
+
+    clock: MockClock
+    config: Path
+
+    async def serve_once(self) -> str:
+        async with Gateway([self.config], clock=self.clock) as gateway:
+            while gateway.report().phase is not Phase.COMPLETE:
+                await gateway.table.wait_report_changed()
+            async with Client(gateway.server, cache=None) as client:
+                result = await client.call_tool("docs__search", {"q": "x"})
+            await self.clock.wait_for_sleeper(*clock_tags.GATEWAY_RESTART)
+            return "ok" if not result.is_error else "error"
+
+    async def record_waits(self) -> list[Tags]:
+        with anyio.fail_after(GUARD_S):
+            async with self.clock.autojump():
+                return await record_waits(self.clock, self.serve_once)
+
+
+def gateway_config(directory: Path, docs: WorkspaceMCPServer) -> Path:
+    config = directory / ".mcp.json"
+    refused = f"http://127.0.0.1:{free_port()}/mcp"
+    config.write_text(json.dumps({"mcpServers": {"docs": {"url": docs.url}, "down": {"url": refused}}}))
+    return config
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_cancelling_the_gateway_at_any_wait_leaves_nothing_behind(
+    clock: MockClock, docs_server: WorkspaceMCPServer, tmp_path: Path
+) -> None:
+    world = GatewayWorld(clock, gateway_config(tmp_path, docs_server))
+    waits = await world.record_waits()
+    assert {clock_tags.GATEWAY_RESTART, clock_tags.GATEWAY_CONFIG_POLL} <= set(waits)
+
+    sweep = Sweep()
+    for wait, how in itertools.product(waits, cancellations()):
+        with anyio.fail_after(GUARD_S):
+            async with clock.autojump():
+                before = count_tasks()
+                cancelled = await cancel_at(clock, wait, world.serve_once, how)
+                sweep.check_cancelled(wait, how, cancelled)
+                sweep.check(wait, how, count_tasks() == before, f"{count_tasks() - before} task(s) left")
+                answer = await world.serve_once()
+                sweep.check(wait, how, answer == "ok", f"the next run's call answered {answer}")
+        await wait_for_no_connections("the docs server", lambda: docs_server.open_connections)
+    sweep.report()
+
+
 def library_wait_tags() -> dict[str, Tags]:
     """The tags of every wait of the library, all listed in `chat_mcp_primer.clock.tags`."""
     return {name: value for name, value in vars(clock_tags).items() if isinstance(value, tuple)}
@@ -642,12 +698,14 @@ async def test_every_tagged_wait_of_the_library_is_swept(
     docs_server: WorkspaceMCPServer,
     fake: FakeCoder,
     coder: ServedFakeCoder,
+    tmp_path: Path,
 ) -> None:
     """A new kind of wait must be reached by one of the scenarios above, or this fails until one does."""
     swept = [
         *await InMemoryWorld(clock, workspaces, docs_server, shared=False).record_waits("chat-coverage"),
         *await CoderWorld(clock, fake, coder).record_waits(),
         *await ServeMcpWorld(clock, fake, coder).record_waits(),
+        *await GatewayWorld(clock, gateway_config(tmp_path, docs_server)).record_waits(),
     ]
     constants = library_wait_tags()
     assert len(constants) >= 14  # the module holds the constants at all

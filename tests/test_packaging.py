@@ -22,7 +22,7 @@ SOURCE = ROOT / "src" / "chat_mcp_primer"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROJECT = PYPROJECT["project"]
 # The optional parts of the package and the extra that installs each; the rest is the library itself.
-EXTRA_OF_PART = {"cli": "cli", "testing": "testing", "pytest_plugin": "testing"}
+EXTRA_OF_PART = {"cli": "cli", "gateway": "cli", "testing": "testing", "pytest_plugin": "testing"}
 # What the program that loads a part provides, so no extra declares it: pytest loads its plugin.
 PROVIDED_BY_HOST = {"pytest_plugin": {"pytest"}}
 

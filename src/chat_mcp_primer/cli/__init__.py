@@ -1,4 +1,4 @@
-"""The ``chat-mcp-primer`` command line: ``demo``, ``update-workspace`` and ``serve-mcp``."""
+"""The ``chat-mcp-primer`` command line: ``demo``, ``update-workspace``, ``serve-mcp`` and ``gateway``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "app", "
 def build_app() -> typer.Typer:
     """The whole ``chat-mcp-primer`` command: every subcommand and ``--version``."""
     # Importing a command module registers its command on `app`.
-    from chat_mcp_primer.cli import demo, serve_mcp, update_workspace  # noqa: F401
+    from chat_mcp_primer.cli import demo, gateway, serve_mcp, update_workspace  # noqa: F401
 
     install_root_options(app)
     return app

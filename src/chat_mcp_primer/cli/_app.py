@@ -61,6 +61,15 @@ def install_root_options(target: typer.Typer) -> None:
     target.callback()(_root)
 
 
+def run_as_module(command_name: str) -> None:
+    """``python -m chat_mcp_primer.cli.<module> [OPTIONS]``: that one command, whether or not others are
+    registered on `app`."""
+    args = sys.argv[1:]
+    if isinstance(typer.main.get_command(app), typer.core.TyperGroup):
+        args = [command_name, *args]
+    app(args=args, prog_name=f"{DISTRIBUTION} {command_name}")
+
+
 class LogLevel(StrEnum):
     DEBUG = "debug"
     INFO = "info"

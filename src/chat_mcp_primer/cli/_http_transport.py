@@ -70,16 +70,17 @@ class HttpEndpoint:
     port: int
 
     @classmethod
-    def parse(cls, text: str) -> HttpEndpoint:
-        """``HOST:PORT`` (IPv6 hosts in brackets: ``[::1]:8000``); `ValueError` with a clear message."""
+    def parse(cls, text: str, option: str = "--http") -> HttpEndpoint:
+        """``HOST:PORT`` (IPv6 hosts in brackets: ``[::1]:8000``); `ValueError` with a clear message naming
+        ``option``, the command line option it came from."""
         host, separator, port_text = text.strip().rpartition(":")
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
         if not separator or not host or not port_text.isdigit():
-            raise ValueError(f"--http expects HOST:PORT (for example 127.0.0.1:8000), got {text!r}")
+            raise ValueError(f"{option} expects HOST:PORT (for example 127.0.0.1:8000), got {text!r}")
         port = int(port_text)
         if not MIN_PORT <= port <= MAX_PORT:
-            raise ValueError(f"--http port must be between {MIN_PORT} and {MAX_PORT}, got {port}")
+            raise ValueError(f"{option} port must be between {MIN_PORT} and {MAX_PORT}, got {port}")
         return cls(host, port)
 
     @property

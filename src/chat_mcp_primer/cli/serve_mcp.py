@@ -9,7 +9,6 @@ failures are results with ``isError`` set, never crashes.
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from pydantic import Field
 from starlette.types import ASGIApp
 
 from chat_mcp_primer._errors import ToolArgumentError
-from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, LogLevel, app, configure_logging
+from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, LogLevel, app, configure_logging, run_as_module
 from chat_mcp_primer.cli._http_transport import (
     MCP_PATH,
     BearerTokenMiddleware,
@@ -422,13 +421,5 @@ def serve_mcp(
         raise _fail(str(exc)) from None
 
 
-def _run_as_module() -> None:
-    """``python -m chat_mcp_primer.cli.serve_mcp [OPTIONS]``: this command, whether or not others are registered."""
-    args = sys.argv[1:]
-    if isinstance(typer.main.get_command(app), typer.core.TyperGroup):
-        args = [COMMAND_NAME, *args]
-    app(args=args, prog_name=f"{SERVER_NAME} {COMMAND_NAME}")
-
-
 if __name__ == "__main__":
-    _run_as_module()
+    run_as_module(COMMAND_NAME)

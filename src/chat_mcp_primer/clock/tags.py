@@ -47,3 +47,12 @@ CODER_LIFECYCLE_POLL: Final[Tags] = ("coder", "lifecycle-poll")
 
 # serve-mcp's pause between progress notifications while a building tool waits.
 SERVE_MCP_PROGRESS: Final[Tags] = ("serve-mcp", "progress")
+
+# The gateway's: dialling one of its servers (`GatewaySettings.connect_timeout`), listing one
+# (`list_timeout`), one tool call routed to one (`call_timeout`), the pause before restarting one that
+# failed (the restart backoff), and the pause between looks at the config files (`config_poll_seconds`).
+GATEWAY_CONNECT: Final[Tags] = ("gateway", "connect")
+GATEWAY_LIST: Final[Tags] = ("gateway", "list")
+GATEWAY_CALL: Final[Tags] = ("gateway", "call")
+GATEWAY_RESTART: Final[Tags] = ("gateway", "restart")
+GATEWAY_CONFIG_POLL: Final[Tags] = ("gateway", "config-poll")
