@@ -18,7 +18,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import fanout, prepare_tools, shutdown, time_to_tools
+from benchmarks import fanout, gateway, prepare_tools, shutdown, time_to_tools
 from benchmarks._common import Section
 
 BENCHMARKS: dict[str, Callable[[bool], Section]] = {
@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, Callable[[bool], Section]] = {
     "prepare_tools": prepare_tools.run,
     "fanout": fanout.run,
     "shutdown": shutdown.run,
+    "gateway": gateway.run,
 }
 
 

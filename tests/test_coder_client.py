@@ -1047,8 +1047,10 @@ async def test_current_agent_returns_the_agent_and_its_mcp_endpoints(client: Cod
         workspace_id=workspace_id,
         agent_id=agent.id,
         endpoints=(
-            McpEndpoint(server="mcp", url=f"{base}/mcp/mcp", **healthy),
-            McpEndpoint(server="github", url=f"{base}/github-mcp/mcp", **healthy),
+            McpEndpoint(server="mcp", url=f"{base}/mcp/mcp", report_url=f"{base}/mcp/discovery", **healthy),
+            McpEndpoint(
+                server="github", url=f"{base}/github-mcp/mcp", report_url=f"{base}/github-mcp/discovery", **healthy
+            ),
         ),
     )
     assert found.endpoints[0].url == world.coder.mcp_url(name)

@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,6 +25,14 @@ import pytest
 from mcp import Client
 from mcp.client.session import IncomingMessage
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from tests._gateway_process import (
+    GUARD_SECONDS,
+    PROCESS_POLL_SECONDS,
+    command_report_when,
+    start_gateway,
+    stdio,
+    write_config,
+)
 from typer.testing import CliRunner
 
 from chat_mcp_primer.cli import EXIT_USAGE, build_app
@@ -36,32 +43,15 @@ from chat_mcp_primer.testing import MockClock, WorkspaceMCPServer, echo_tools, f
 
 pytestmark = pytest.mark.anyio
 
-SERVER_SCRIPT = Path(__file__).parent / "gateway_servers" / "stdio_server.py"
-# Generous guards for a loaded machine: a stdio server is a fresh Python importing the SDK (about a second).
-GUARD_SECONDS = 60.0
 # Config polls only where a test changes the files: elsewhere the restart backoff is the one timer that moves.
 NO_POLLS = GatewaySettings(config_poll_seconds=3600.0)
 POLL_SECONDS = NO_POLLS.config_poll_seconds
 SECRET = "sekrit-token-4242"
-# Between looks at something that happens in its own time, in another process (a port opening, a pid ending).
-PROCESS_POLL_SECONDS = 0.05
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # uvicorn serves the gateway in the test's own loop
-
-
-def stdio(*args: str) -> dict[str, Any]:
-    return {"command": sys.executable, "args": [str(SERVER_SCRIPT), *args]}
-
-
-def write_config(path: Path, servers: Mapping[str, Any]) -> Path:
-    """Replace ``path`` as an editor saves: a new file renamed over the old one."""
-    staged = path.with_name(path.name + ".tmp")
-    staged.write_text(json.dumps({"mcpServers": dict(servers)}))
-    os.replace(staged, path)
-    return path
 
 
 def pids_in(path: Path) -> list[int]:
@@ -223,6 +213,70 @@ async def test_each_gateway_run_has_a_run_id_of_its_own(tmp_path: Path, mock_clo
         second_id = (await second.discovery())["run_id"]
     assert first_id != second_id
     assert len(first_id) == len(second_id) == 32
+
+
+async def test_a_held_read_of_the_report_answers_when_it_changes_or_304_once_its_wait_is_over(
+    tmp_path: Path, mock_clock: MockClock
+) -> None:
+    config = write_config(tmp_path / ".mcp.json", {})
+    polls = GatewaySettings(config_poll_seconds=1.0)
+    async with serving([config], mock_clock, polls) as served, httpx.AsyncClient(base_url=served.base_url) as http:
+        first = await http.get(DISCOVERY_PATH)
+        etag = first.headers["etag"]
+        conditional = {"If-None-Match": etag}
+        assert (await http.get(DISCOVERY_PATH, headers=conditional)).status_code == 304  # no wait asked: at once
+        with anyio.fail_after(GUARD_SECONDS):
+            async with anyio.create_task_group() as group:
+                answers: list[httpx.Response] = []
+
+                async def held_read() -> None:
+                    answers.append(await http.get(DISCOVERY_PATH, headers={**conditional, "Prefer": "wait=30"}))
+
+                group.start_soon(held_read)
+                await mock_clock.wait_for_sleeper(*tags.GATEWAY_REPORT_WAIT)  # the read is held
+                write_config(config, {"silent": stdio()})  # a server declared: the report changes
+                await mock_clock.advance(polls.config_poll_seconds)
+        [changed] = answers
+        assert changed.status_code == 200
+        assert changed.headers["etag"] != etag
+        assert "silent" in changed.json()["servers"]
+        # Nothing changes any more: a held read ends with 304 when its wait is over.
+        unchanged = {"If-None-Match": changed.headers["etag"], "Prefer": "wait=5"}
+        with anyio.fail_after(GUARD_SECONDS):
+            async with anyio.create_task_group() as group:
+                answers.clear()
+
+                async def read_again() -> None:
+                    answers.append(await http.get(DISCOVERY_PATH, headers=unchanged))
+
+                group.start_soon(read_again)
+                await mock_clock.wait_for_sleeper(*tags.GATEWAY_REPORT_WAIT)
+                for _ in range(5):  # a step at a time: the config poll is due every second
+                    await mock_clock.advance(polls.config_poll_seconds)
+        assert [answer.status_code for answer in answers] == [304]
+
+
+async def test_a_read_held_when_the_gateway_stops_is_answered_at_once(tmp_path: Path, mock_clock: MockClock) -> None:
+    config = write_config(tmp_path / ".mcp.json", {})
+    gateway = Gateway([config], settings=NO_POLLS, clock=mock_clock)
+    held: list[httpx.Response] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        stop = anyio.Event()
+        with anyio.fail_after(GUARD_SECONDS):
+            async with httpx.AsyncClient(base_url=base_url) as http, gateway, anyio.create_task_group() as group:
+                group.start_soon(serve_http, gateway, listener, stop)
+                etag = (await http.get(DISCOVERY_PATH)).headers["etag"]
+
+                async def held_read() -> None:  # nothing will change: held until the gateway stops
+                    held.append(await http.get(DISCOVERY_PATH, headers={"If-None-Match": etag, "Prefer": "wait=60"}))
+
+                group.start_soon(held_read)
+                await mock_clock.wait_for_sleeper(*tags.GATEWAY_REPORT_WAIT)
+                stop.set()  # as SIGTERM does: the server stops, its requests in flight answered
+    assert [response.status_code for response in held] == [304]
 
 
 # -- failures and restarts ------------------------------------------------------------------------------
@@ -458,29 +512,6 @@ async def test_config_file_changes_are_picked_up_without_a_restart(tmp_path: Pat
 
 
 # -- the command ----------------------------------------------------------------------------------------
-
-
-def start_gateway(config: Path, port: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "chat_mcp_primer", "gateway", "--listen", f"127.0.0.1:{port}", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-async def command_report_when(port: int, condition: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """The command's report, once ``condition`` holds (asked every few milliseconds, under the guard)."""
-    async with httpx.AsyncClient() as http:
-        with anyio.fail_after(GUARD_SECONDS):
-            while True:
-                try:
-                    report: dict[str, Any] = (await http.get(f"http://127.0.0.1:{port}{DISCOVERY_PATH}")).json()
-                except httpx.TransportError:  # not listening yet
-                    report = {}
-                if report and condition(report):
-                    return report
-                await anyio.sleep(PROCESS_POLL_SECONDS)
 
 
 async def exit_status(process: subprocess.Popen[str]) -> int:

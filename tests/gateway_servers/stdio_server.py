@@ -5,6 +5,7 @@ Options (all optional):
 - ``--tools a,b``: the tools it lists (each answers with its name and arguments); none: it lists no tools;
 - ``--pid-file PATH``: append its pid to PATH when it starts, so a test can check it is gone later;
 - ``--fail-start TEXT``: write TEXT to stderr and exit at once with status 1 (a server that never starts);
+- ``--start-delay SECONDS``: wait that long (real time) before answering anything (a slow server);
 - ``crash`` (always listed with ``--crashable``): write "crashing on purpose" to stderr and exit with 3;
 - ``grow`` (always listed with ``--growable``): add a tool ``extra`` and say tools/list_changed.
 
@@ -17,6 +18,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 from typing import Any
 
 from mcp.server import MCPServer
@@ -30,6 +32,7 @@ def main() -> None:
     parser.add_argument("--fail-start")
     parser.add_argument("--crashable", action="store_true")
     parser.add_argument("--growable", action="store_true")
+    parser.add_argument("--start-delay", type=float, default=0.0)
     options = parser.parse_args()
     if options.pid_file:
         with open(options.pid_file, "a", encoding="utf-8") as pids:
@@ -37,6 +40,8 @@ def main() -> None:
     if options.fail_start:
         print(options.fail_start, file=sys.stderr, flush=True)
         sys.exit(1)
+    if options.start_delay:
+        time.sleep(options.start_delay)
 
     server = MCPServer("test-stdio", log_level="WARNING")
 

@@ -15,6 +15,7 @@ from chat_mcp_primer.model import Message, Model, ModelRequest, Tool, ToolCall, 
 DEFAULT_MAX_STEPS = 1200
 
 PrepareTools = Callable[[Sequence[Tool]], Awaitable[Sequence[Tool] | None]]
+StepNotes = Callable[[], Sequence[str]]
 
 
 class StopReason(StrEnum):
@@ -85,6 +86,7 @@ async def run_loop(
     tools: Sequence[Tool],
     *,
     prepare_tools: PrepareTools | None = None,
+    step_notes: StepNotes | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     result_limits: ToolResultLimits = DEFAULT_RESULT_LIMITS,
     events: Events,
@@ -92,7 +94,8 @@ async def run_loop(
     """Run model steps until the model answers without tool calls, or ``max_steps`` steps ran.
 
     Before every step ``prepare_tools`` (if given) sees the current tool list; a non-None answer
-    replaces it, and the new tools are offered and callable in that very step. The tool calls of one
+    replaces it, and the new tools are offered and callable in that very step; then ``step_notes`` (if
+    given) says what the step's request carries as `ModelRequest.notes`. The tool calls of one
     step run concurrently; their results are appended in the order the model asked, each cut to
     ``result_limits`` with a marker saying what was left out. A tool that raises produces an error result;
     cancellation propagates.
@@ -111,7 +114,9 @@ async def run_loop(
                 by_name = {tool.spec.name: tool for tool in current}
                 specs = tuple(tool.spec for tool in current)
         events.emit(EventName.STEP_STARTED, step=step, tools=len(specs))
-        response = await model.respond(ModelRequest(messages=(*history, *added), tools=specs, step=step))
+        notes = tuple(step_notes()) if step_notes is not None else ()
+        request = ModelRequest(messages=(*history, *added), tools=specs, step=step, notes=notes)
+        response = await model.respond(request)
         added.append(Message.assistant(response.text, response.tool_calls))
         if not response.tool_calls:
             return LoopResult(tuple(added), step + 1, StopReason.COMPLETED, tuple(current))

@@ -34,6 +34,10 @@ MCP_DIAL_SLOT: Final[Tags] = ("workspace-mcp", "dial-slot")
 MCP_CLOSE: Final[Tags] = ("workspace-mcp", "close")
 # One server's whole listing (`ListingLimits.discovery_timeout`).
 MCP_LIST: Final[Tags] = ("workspace-mcp", "list")
+# Reading one discovery report (`ListingLimits.report_timeout`, plus the long poll's wait), and the pause
+# between two reads of a report that did not wait (`PrimerSettings.report_poll_interval`).
+MCP_REPORT: Final[Tags] = ("workspace-mcp", "report")
+MCP_REPORT_POLL: Final[Tags] = ("workspace-mcp", "report-poll")
 # One workspace tool call (`SessionSettings.call_timeout`).
 MCP_CALL: Final[Tags] = ("workspace-mcp", "call")
 
@@ -56,3 +60,5 @@ GATEWAY_LIST: Final[Tags] = ("gateway", "list")
 GATEWAY_CALL: Final[Tags] = ("gateway", "call")
 GATEWAY_RESTART: Final[Tags] = ("gateway", "restart")
 GATEWAY_CONFIG_POLL: Final[Tags] = ("gateway", "config-poll")
+# A read of the gateway's /discovery held until the report changes (a long poll).
+GATEWAY_REPORT_WAIT: Final[Tags] = ("gateway", "report-wait")

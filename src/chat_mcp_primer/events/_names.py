@@ -50,6 +50,13 @@ class EventName(StrEnum):
     DISCOVERY_TOOL_SKIPPED = "discovery.tool_skipped"  # a listed tool was unusable: tool, reason
     DISCOVERY_DESCRIPTION_TRUNCATED = "discovery.description_truncated"  # a tool's description was cut
     DISCOVERY_CATALOGUE_CHANGED = "discovery.catalogue_changed"  # a server said tools/list_changed
+    # A server's discovery report (the workspace gateway's): server.
+    DISCOVERY_REPORT_PENDING = "discovery.report_pending"  # not every server behind it was tried: no listing
+    DISCOVERY_REPORTED_EMPTY = "discovery.reported_empty"  # all were tried, none has tools: confirmed empty
+    DISCOVERY_REPORT_NEW_RUN = "discovery.report_new_run"  # the gateway restarted: the old run's tools are gone
+    DISCOVERY_REPORT_FAILS_OPEN = "discovery.report_fails_open"  # pending past report_pending_limit: listed anyway
+    DISCOVERY_REPORT_CHANGED = "discovery.report_changed"  # a waited-on report changed: phase
+    DISCOVERY_NO_REPORT = "discovery.no_report"  # the endpoint publishes none (asked once per agent): reason
     PREPARE_POLL_BACKING_OFF = "prepare.poll_backing_off"  # the held-step poll looks less often now
     SESSION_DIALING = "session.dialing"  # an MCP session is being opened
     SESSION_DIAL_QUEUED = "session.dial_queued"  # it waits for a place among the concurrent handshakes
@@ -75,6 +82,12 @@ AGENT_EVENTS = frozenset(
         EventName.DISCOVERY_TOOL_SKIPPED,
         EventName.DISCOVERY_DESCRIPTION_TRUNCATED,
         EventName.DISCOVERY_CATALOGUE_CHANGED,
+        EventName.DISCOVERY_REPORT_PENDING,
+        EventName.DISCOVERY_REPORTED_EMPTY,
+        EventName.DISCOVERY_REPORT_NEW_RUN,
+        EventName.DISCOVERY_REPORT_FAILS_OPEN,
+        EventName.DISCOVERY_REPORT_CHANGED,
+        EventName.DISCOVERY_NO_REPORT,
         EventName.PREPARE_POLL_BACKING_OFF,
         EventName.SESSION_DIALING,
         EventName.SESSION_DIAL_QUEUED,

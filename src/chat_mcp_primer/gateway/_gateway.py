@@ -24,7 +24,7 @@ from chat_mcp_primer.clock import tags as clock_tags
 from chat_mcp_primer.gateway._children import ServerSupervisor
 from chat_mcp_primer.gateway._config import ConfigFileError, GatewayConfig, ServerConfig, load_config
 from chat_mcp_primer.gateway._report import DiscoveryReport, new_run_id, sanitise_reason
-from chat_mcp_primer.gateway._server import ListingNotifier, build_app, build_mcp_server
+from chat_mcp_primer.gateway._server import ListingNotifier, ReportWaits, build_app, build_mcp_server
 from chat_mcp_primer.gateway._settings import GatewaySettings
 from chat_mcp_primer.gateway._table import ServerTable
 
@@ -85,7 +85,7 @@ class Gateway:
         self.notifier = ListingNotifier(self.table)
         # The aggregated MCP server (an in-process `mcp.Client` can talk to it directly), and the HTTP app.
         self.server: Server[Any] = build_mcp_server(self.table, self.notifier)
-        self.app: Starlette = build_app(self.server, self.table, allowed_hosts)
+        self.app: Starlette = build_app(self.server, self.table, allowed_hosts, ReportWaits(self.clock, self.settings))
         self._running: dict[str, _Running] = {}
         self._tasks: BackgroundTasks | None = None
         self.config = GatewayConfig()
@@ -205,6 +205,7 @@ async def serve_http(
         async def stop_when_asked() -> None:
             await stop.wait()
             gateway.notifier.close()  # subscription streams end now, not at the end of uvicorn's grace
+            gateway.table.stop_waits()  # and held reads of the report are answered
             server.should_exit = True
 
         tasks.start_soon(stop_when_asked)

@@ -4,14 +4,21 @@
 listing (``server__tool`` names, as Coder's agent gives them), ``tools/call`` is routed to the server that
 listed the tool. ``GET /discovery`` answers the report as JSON.
 
-``tools/list_changed`` goes to every client whenever the aggregated listing changes, in both protocol eras
+``tools/list_changed`` goes to every client whenever the report changes (the listing with it, or a server
+was tried: a client waiting for the report to complete hears it too), in both protocol eras
 the SDK speaks: to the sessions of the handshake era (through each session's standing event stream), and
 to the ``subscriptions/listen`` streams of the 2026 era (through the SDK's subscription bus).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import mcp_types
@@ -25,10 +32,14 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from chat_mcp_primer.clock import Clock, run_with_timeout
+from chat_mcp_primer.clock import tags as clock_tags
 from chat_mcp_primer.gateway._children import error_result
+from chat_mcp_primer.gateway._report import DiscoveryReport
+from chat_mcp_primer.gateway._settings import GatewaySettings
 from chat_mcp_primer.gateway._table import ServerTable
 
 _log = structlog.get_logger("chat_mcp_primer.gateway")
@@ -36,6 +47,10 @@ _log = structlog.get_logger("chat_mcp_primer.gateway")
 SERVER_NAME = "chat-mcp-primer-gateway"
 MCP_PATH = "/mcp"
 DISCOVERY_PATH = "/discovery"
+# `Prefer: wait=N` (RFC 7240): how long a client lets a conditional read of the report be held.
+_PREFER_WAIT = re.compile(r"\bwait=(\d+)")
+# Hex digits of SHA-256 in the report's ETag: 64 bits tell two reports apart beyond doubt.
+_ETAG_HEX_DIGITS = 16
 # The header a handshake-era Streamable HTTP client names its session by.
 _SESSION_HEADER = "mcp-session-id"
 SERVER_INSTRUCTIONS = (
@@ -68,11 +83,14 @@ class ListingNotifier:
             del self._sessions[next(iter(self._sessions))]
 
     async def run(self) -> None:
-        """Notify after every change of the listing, until cancelled. Changes that come while a round of
-        notifications is being sent are told in one more round, not one each."""
-        version = self._table.listing_version
+        """Notify after every change of the report, until cancelled: a server tried, up, down or changed.
+        The listing changes only with some of them, but a client waiting for the report to complete (the
+        runtime, while it is pending) hears each step this way, with no need to poll ``/discovery``; one
+        that lists again finds the same tools at worst. Changes that come while a round of notifications
+        is being sent are told in one more round, not one each."""
+        version = self._table.report_version
         while True:
-            version = await self._table.wait_listing_changed(version)
+            version = await self._table.wait_report_version(version)
             await self.notify()
 
     async def notify(self) -> None:
@@ -82,7 +100,7 @@ class ListingNotifier:
                 await session.send_tool_list_changed()
             except Exception:  # a session that cannot be told any more is forgotten
                 self._sessions.pop(session_id, None)
-        _log.info("gateway.list_changed_sent", version=self._table.listing_version)
+        _log.info("gateway.list_changed_sent", version=self._table.report_version)
 
     def close(self) -> None:
         """End every subscription stream gracefully (on shutdown)."""
@@ -121,9 +139,30 @@ def build_mcp_server(table: ServerTable, notifier: ListingNotifier) -> Server[An
     return server
 
 
-def build_app(server: Server[Any], table: ServerTable, allowed_hosts: Sequence[str] = ()) -> Starlette:
+@dataclass(frozen=True, slots=True)
+class ReportWaits:
+    """How a read of ``/discovery`` may be held for a change: on which clock, and for how long at most."""
+
+    clock: Clock
+    settings: GatewaySettings
+
+
+def report_etag(report: DiscoveryReport) -> str:
+    """The report's entity tag: a digest of its JSON, the same for the same report."""
+    digest = hashlib.sha256(json.dumps(report.to_json(), sort_keys=True).encode()).hexdigest()
+    return f'"{digest[:_ETAG_HEX_DIGITS]}"'
+
+
+def build_app(
+    server: Server[Any], table: ServerTable, allowed_hosts: Sequence[str] = (), waits: ReportWaits | None = None
+) -> Starlette:
     """The ASGI app: ``server`` at ``/mcp`` and ``table``'s report at ``/discovery``. Its lifespan runs the SDK's
     session manager.
+
+    The report carries an ``ETag``. A read with ``If-None-Match`` naming the current report is answered 304;
+    with ``Prefer: wait=N`` as well (RFC 7240), it is first held until the report changes, for N seconds at
+    most (and ``waits.settings.max_report_wait_seconds``): a client waits on a pending report in one request
+    and hears its change at once, without polling.
 
     ``allowed_hosts`` turns on the SDK's DNS-rebinding protection for those ``Host`` values (``host:port``,
     ``*`` for any port). Off by default: Coder's app proxy forwards the deployment's own host name (a
@@ -136,8 +175,23 @@ def build_app(server: Server[Any], table: ServerTable, allowed_hosts: Sequence[s
         else TransportSecuritySettings(enable_dns_rebinding_protection=False)
     )
 
-    async def discovery(request: Request) -> JSONResponse:
-        return JSONResponse(table.report().to_json(), headers={"Cache-Control": "no-store"})
+    async def discovery(request: Request) -> Response:
+        seen = request.headers.get("if-none-match")
+        version = table.report_version
+        if seen == report_etag(table.report()) and waits is not None:
+            wanted = _PREFER_WAIT.search(request.headers.get("prefer", ""))
+            hold = min(float(wanted.group(1)), waits.settings.max_report_wait_seconds) if wanted else 0.0
+            if hold > 0:
+                with contextlib.suppress(TimeoutError):
+                    await run_with_timeout(
+                        waits.clock, hold, partial(table.wait_report_version, version), *clock_tags.GATEWAY_REPORT_WAIT
+                    )
+        report = table.report()
+        etag = report_etag(report)
+        headers = {"Cache-Control": "no-store", "ETag": etag}
+        if seen == etag:
+            return Response(status_code=304, headers=headers)
+        return JSONResponse(report.to_json(), headers=headers)
 
     return server.streamable_http_app(
         streamable_http_path=MCP_PATH,

@@ -48,6 +48,9 @@ class GatewaySettings:
     # after a 250 ms debounce; one second is as quick for a person editing a file and costs four stat calls
     # a second less.
     config_poll_seconds: float = 1.0
+    # The longest a read of /discovery is held for a change (`Prefer: wait=N` with `If-None-Match`): the
+    # runtime asks for 25 s; a minute bounds a client that asks for more.
+    max_report_wait_seconds: float = 60.0
     # Seconds uvicorn gives requests in flight on shutdown before it drops them: a tool call cut short is
     # better than a gateway that outlives its workspace's stop.
     shutdown_grace_seconds: float = 5.0

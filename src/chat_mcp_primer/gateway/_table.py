@@ -65,7 +65,11 @@ class ServerTable:
         self._routes: dict[str, Route] = {}
         self.listing_version = 0
         self._listing_changed = anyio.Event()
+        # Bumped by every change of any line: a server declared, tried, up, down, removed.
+        self.report_version = 0
         self._report_changed = anyio.Event()
+        # Set when the gateway stops: whoever waits on the report goes on at once.
+        self._stopping = False
 
     # -- writing ------------------------------------------------------------------------------------
 
@@ -95,6 +99,7 @@ class ServerTable:
         return True
 
     def _changed(self) -> None:
+        self.report_version += 1
         self._report_changed.set()
         self._report_changed = anyio.Event()
         listing: list[mcp_types.Tool] = []
@@ -142,3 +147,15 @@ class ServerTable:
     async def wait_report_changed(self) -> None:
         """Wait for the next change of any line (tests and clients waiting on the report use it)."""
         await self._report_changed.wait()
+
+    async def wait_report_version(self, seen_version: int) -> int:
+        """Wait until the report's version is past ``seen_version``, or the gateway stops; return the version."""
+        while self.report_version <= seen_version and not self._stopping:
+            await self._report_changed.wait()
+        return self.report_version
+
+    def stop_waits(self) -> None:
+        """The gateway stops: every wait on the report ends now (a held read of it is answered), instead of
+        being cut off at the end of the server's grace."""
+        self._stopping = True
+        self._report_changed.set()

@@ -8,11 +8,15 @@ from chat_mcp_primer.model._messages import Message, ToolCall, ToolSpec
 
 @dataclass(frozen=True, slots=True)
 class ModelRequest:
-    """One step's request: the conversation so far and the tools offered at this step."""
+    """One step's request: the conversation so far, the tools offered at this step, and the runtime's
+    notes for the model about this step (which workspace MCP servers failed or offer no tools, and why),
+    each a short sentence an adapter renders as system text, so the model can tell the user what is
+    missing instead of guessing."""
 
     messages: tuple[Message, ...]
     tools: tuple[ToolSpec, ...]
     step: int
+    notes: tuple[str, ...] = ()
 
     @property
     def tool_names(self) -> tuple[str, ...]:

@@ -200,6 +200,7 @@ class ChatRuntime:
                 (*chat.messages, user_message),
                 builtin,
                 prepare_tools=turn.prepare_tools if workspaces is not None else None,
+                step_notes=turn.model_notes if workspaces is not None else None,
                 max_steps=self.max_steps,
                 result_limits=self.result_limits,
                 events=self.events.bind(chat_id=chat.id),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chat_mcp_primer.clock import Clock
 from chat_mcp_primer.testing._floods import Flood, Flooding
+from chat_mcp_primer.testing._report_route import REPORT_PATH, ReportRoute
 from chat_mcp_primer.testing._serving import LoopbackServer
 from chat_mcp_primer.workspace import McpEndpoint
 
@@ -97,6 +98,10 @@ class WorkspaceMCPServer:
     so ``allowed_hosts`` (``"mcp--main--dev--alice.apps.coder.test:*"``) adds hosts it also answers, as a
     template author configures a server that sits behind a deployment.
 
+    ``report`` (a dict in the workspace gateway's format, settable at any time) is served as a discovery
+    report at ``/discovery``, with an ETag and long polls (`ReportRoute`; ``report_waits=False``: answered
+    at once, as by a server without long polls), and named by `endpoint`.
+
     Calling a tool answers with a text naming the tool and its arguments. Counters (``list_calls``,
     ``call_calls``, `floods_sent`, `flooding`, `open_connections`, `open_sessions`) let tests assert what
     the client did; `seen` holds every HTTP request as it arrived (headers, cookies, query string), so a
@@ -120,6 +125,8 @@ class WorkspaceMCPServer:
         middleware: Callable[[ASGIApp], ASGIApp] | None = None,
         flood: Flood | None = None,
         allowed_hosts: Sequence[str] = (),
+        report: Mapping[str, Any] | None = None,
+        report_waits: bool = True,
     ) -> None:
         self.tools = list(tools)
         self.name = name
@@ -135,6 +142,9 @@ class WorkspaceMCPServer:
         self.middleware = middleware
         self.flood = flood
         self.allowed_hosts = tuple(allowed_hosts)
+        # The discovery report served at /discovery (the gateway's format); set it any time, None: none.
+        self.report: Mapping[str, Any] | None = report
+        self.report_waits = report_waits
         self._flooding: Flooding | None = None
         self.list_calls = 0
         self.call_calls = 0
@@ -198,7 +208,8 @@ class WorkspaceMCPServer:
         app = self._flooding = Flooding(streamable, lambda: self.flood)
         self._server = server
         served = app if self.middleware is None else self.middleware(app)
-        return _RequestRecorder(served, self._seen, self._lock)
+        reported = ReportRoute(served, lambda: self.report, waits=self.report_waits)
+        return _RequestRecorder(reported, self._seen, self._lock)
 
     @property
     def seen(self) -> list[SeenRequest]:
@@ -249,8 +260,10 @@ class WorkspaceMCPServer:
         )
 
     def endpoint(self, server: str | None = None) -> McpEndpoint:
-        """How a workspace would expose this server: an endpoint named ``server`` (default its name)."""
-        return McpEndpoint(server=server or self.name, url=self.url)
+        """How a workspace would expose this server: an endpoint named ``server`` (default its name), with
+        its discovery report's URL when it publishes one (`report`)."""
+        report_url = self.url.removesuffix("/mcp") + REPORT_PATH if self.report is not None else None
+        return McpEndpoint(server=server or self.name, url=self.url, report_url=report_url)
 
     def start(self) -> WorkspaceMCPServer:
         self._serving = LoopbackServer(self._app, port=self.port, tls_files=self.tls_files).start()

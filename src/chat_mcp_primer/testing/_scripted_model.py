@@ -29,7 +29,8 @@ class ScriptedModel:
 
     An entry is a `ModelResponse`, or a function of the `ModelRequest` returning one (sync or async),
     for a model that reacts to the tools it sees. `offered[i]` lists the tool names offered at step i,
-    across every turn the model played. `request_times[i]` is ``clock.now()`` when step i was asked (give
+    across every turn the model played, and `notes[i]` the runtime's notes of that step (which workspace
+    servers failed or offer no tools). `request_times[i]` is ``clock.now()`` when step i was asked (give
     it the test's `MockClock` to assert when each step happened; default: the real clock).
     """
 
@@ -42,6 +43,10 @@ class ScriptedModel:
     @property
     def offered(self) -> list[tuple[str, ...]]:
         return [request.tool_names for request in self.requests]
+
+    @property
+    def notes(self) -> list[tuple[str, ...]]:
+        return [request.notes for request in self.requests]
 
     def first_step_offering(self, predicate: Callable[[str], bool]) -> int | None:
         """The index of the first recorded step that offered a tool name matching ``predicate``."""

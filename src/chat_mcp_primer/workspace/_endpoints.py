@@ -51,6 +51,11 @@ class McpEndpoint:
     # else is refused without being dialled, so the credentials never leave the deployment. None: no
     # constraint (endpoints an operator configured by hand).
     origin: str | None = None
+    # Where the workspace side may publish a discovery report for this endpoint (the gateway's
+    # ``GET /discovery``, beside its MCP endpoint), on the same origin; None: look for none. An endpoint
+    # whose report URL answers with anything but a report is treated as one without, at the cost of one
+    # request per agent.
+    report_url: str | None = None
 
     def __post_init__(self) -> None:
         # A copy nobody can change, so an endpoint (and the credential it carries) is immutable all the way down.

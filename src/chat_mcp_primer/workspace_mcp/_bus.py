@@ -35,7 +35,8 @@ class WakeKind(StrEnum):
     ENDPOINT_ACCEPTS = "endpoint_accepts"  # an endpoint that refused connections accepts them now
     TOOLS_CHANGED = "tools_changed"  # a server said its tools changed (tools/list_changed): its cache is gone
     SERVER_LISTED = "server_listed"  # a server's tools were listed and cached, by any chat
-    TOOLS_LISTED = "tools_listed"  # the held-step poll found every server's tools
+    TOOLS_LISTED = "tools_listed"  # the held-step poll found every server's tools (or that none has any)
+    REPORT_CHANGED = "report_changed"  # a pending discovery report changed: a server was tried, or all were
 
 
 @dataclass(frozen=True, slots=True)

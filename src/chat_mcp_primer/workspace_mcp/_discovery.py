@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -16,6 +16,8 @@ from chat_mcp_primer.workspace import AgentMcp, McpEndpoint
 from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
 from chat_mcp_primer.workspace_mcp._failures import describe_failure, worth_retrying
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool, clean_listing
+from chat_mcp_primer.workspace_mcp._report import ServerStatus
+from chat_mcp_primer.workspace_mcp._reports import KnownReports, NoReport, ReportFound, ReportReader
 from chat_mcp_primer.workspace_mcp._session import McpSession
 from chat_mcp_primer.workspace_mcp._sessions import McpSessions
 from chat_mcp_primer.workspace_mcp._settings import ListingLimits
@@ -33,6 +35,17 @@ class Outcome(StrEnum):
     ERROR = "error"  # no endpoint listed tools, and at least one failed
     NO_AGENT = "no_agent"  # the workspace has no agent right now (stopped, still building)
     NO_ENDPOINTS = "no_endpoints"  # the agent exposes no MCP server: confirmed empty
+    REPORTED_EMPTY = "reported_empty"  # every endpoint's report says all its servers were tried, none has tools
+
+
+@dataclass(frozen=True, slots=True)
+class MissingServer:
+    """A server behind an endpoint that its discovery report says failed or has no tools, and why."""
+
+    endpoint: str  # the endpoint's server name: its tools' prefix
+    name: str
+    status: ServerStatus
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +58,27 @@ class DiscoveryResult:
     # The servers whose failure asking again in this turn cannot mend (the app proxy refused the session
     # token or the app): a subset of ``failures``.
     final_failures: frozenset[str] = frozenset()
+    # The servers whose discovery report is pending: nothing was listed for them, and waiting will tell.
+    pending: frozenset[str] = frozenset()
+    # What the reports say of the servers behind the endpoints that failed or have no tools.
+    missing: tuple[MissingServer, ...] = ()
 
     @property
     def complete(self) -> bool:
         """True when nothing is left to discover for this agent."""
-        return self.outcome in (Outcome.OK, Outcome.NO_ENDPOINTS)
+        return self.outcome is Outcome.OK or self.confirmed_empty
+
+    @property
+    def confirmed_empty(self) -> bool:
+        """True when the agent has nothing to list, and waiting would not change that: no MCP endpoint, or
+        every endpoint's report says each of its servers was tried and none has tools."""
+        return self.outcome in (Outcome.NO_ENDPOINTS, Outcome.REPORTED_EMPTY)
 
     @property
     def futile(self) -> bool:
         """True when another attempt in this turn cannot find more: every server that did not list tools
         failed in a way only a person can mend (signing in again, an administrator's setting)."""
-        unlisted = self.outcome in (Outcome.PARTIAL, Outcome.ERROR)
+        unlisted = self.outcome in (Outcome.PARTIAL, Outcome.ERROR) and not self.pending
         return unlisted and bool(self.final_failures) and self.final_failures == frozenset(self.failures)
 
 
@@ -91,6 +114,17 @@ class _Listed:
     failure: str | None = None
     # False when the failure is one asking again in this turn cannot mend.
     worth_retrying: bool = True
+    # What the server's discovery report said, when it has one: still pending (nothing listed), or every
+    # server behind it tried with no tools (nothing to list); and which of them failed or have none.
+    pending: bool = False
+    reported_empty: bool = False
+    missing: tuple[MissingServer, ...] = ()
+    # The report's run: what is listed now belongs to it, and what was listed in another is withheld.
+    run_id: str | None = None
+
+
+# What an endpoint without a discovery report (or with one that says "go on and list") contributes.
+_NO_REPORT = _Listed()
 
 
 @dataclass(slots=True)
@@ -109,6 +143,10 @@ class Discovery:
     concurrently. Concurrent attempts for the same (workspace, agent, server), from any number of chats,
     share one listing in flight. Only non-empty, complete listings are cached, under the generation read
     before the fetch started; one overtaken by an invalidation is returned to its callers but not cached.
+
+    With a `ReportReader`, a server that publishes a discovery report is asked for it first: a pending
+    report lists nothing (until ``report_pending_limit``), a complete one with no tools lists nothing and
+    settles the server, and tools cached in another run of the report are withheld (`RemoteTool.run_id`).
     """
 
     def __init__(
@@ -119,6 +157,9 @@ class Discovery:
         limits: ListingLimits,
         events: Events,
         on_listed: Callable[[CacheKey], None] | None = None,
+        *,
+        reports: ReportReader | None = None,
+        report_pending_limit: float = 0.0,
     ) -> None:
         self._sessions = sessions
         self._cache = cache
@@ -129,6 +170,10 @@ class Discovery:
         self._on_listed = on_listed
         self._flights: dict[CacheKey, _Flight] = {}
         self.listings = 0
+        # Discovery reports are read only with a reader (the primed strategy's hub gives one).
+        self._reports = reports
+        self._pending_limit = report_pending_limit
+        self.known_reports = KnownReports()
 
     async def attempt(self, agent: AgentMcp, events: Events | None = None) -> DiscoveryResult:
         """One attempt for ``agent``'s servers; ``events``, the attempting chat's (the hub's by default),
@@ -141,12 +186,7 @@ class Discovery:
 
         async def discover_server(endpoint: McpEndpoint) -> None:
             key = CacheKey(agent.workspace_id, agent.agent_id, endpoint.server)
-            cached = await self._cache.get(key)
-            if cached:
-                told.emit(EventName.DISCOVERY_CACHE_HIT, server=endpoint.server, agent_id=agent.agent_id)
-                per_server[endpoint.server] = _Listed(cached)
-                return
-            per_server[endpoint.server] = await self._fetch(key, endpoint, told)
+            per_server[endpoint.server] = await self._discover(key, endpoint, told)
 
         if len(agent.endpoints) == 1:  # the usual workspace: no task needed
             await discover_server(agent.endpoints[0])
@@ -162,7 +202,10 @@ class Discovery:
         failed = {server: listed.failure for server, listed in per_server.items() if listed.failure is not None}
         final = frozenset(server for server, listed in per_server.items() if not listed.worth_retrying)
         listed = sum(1 for tools in listings if tools)
-        if listed == len(agent.endpoints):
+        settled = sum(1 for said in per_server.values() if said.reported_empty)
+        if settled == len(agent.endpoints):
+            outcome = Outcome.REPORTED_EMPTY
+        elif listed and listed + settled == len(agent.endpoints):
             outcome = Outcome.OK
         elif listed:
             outcome = Outcome.PARTIAL
@@ -176,9 +219,88 @@ class Discovery:
             agent=agent,
             failures=MappingProxyType(failed) if failed else _NONE,
             final_failures=final,
+            pending=frozenset(server for server, said in per_server.items() if said.pending),
+            missing=tuple(itertools.chain.from_iterable(per_server[e.server].missing for e in agent.endpoints)),
         )
 
-    async def _fetch(self, key: CacheKey, endpoint: McpEndpoint, events: Events) -> _Listed:
+    async def _discover(self, key: CacheKey, endpoint: McpEndpoint, events: Events) -> _Listed:
+        """One server's part of an attempt: what its report says, then its tools (cached, or listed)."""
+        speculative: _Listed | None = None
+        stamped = self.known_reports.run_of(key)
+        if self.known_reports.take_announced(key):
+            # The server said its tools changed while its report was pending: read the report and list at
+            # once, so the listing need not wait for the read. It is dropped if the report is still pending.
+            said, speculative = await self._read_and_list(key, endpoint, events, stamped)
+        else:
+            said = await self._read_report(key, endpoint, events)
+        if said.pending or said.reported_empty:
+            if said.pending:
+                # A session open meanwhile hears the gateway tell of each server coming up
+                # (``tools/list_changed``), and the listing that follows needs no dial.
+                self._sessions.open(key, endpoint)
+            return said  # nothing is offered from a pending report, nor from one with no tools
+        if speculative is not None and speculative.failure is None and said.run_id == stamped:
+            return replace(speculative, missing=said.missing, run_id=said.run_id)
+        cached = await self._cache.get(key)
+        if cached and said.run_id is not None and cached[0].run_id != said.run_id:
+            # The gateway restarted: what its previous run listed is withheld until this run lists it.
+            events.emit(EventName.DISCOVERY_REPORT_NEW_RUN, server=endpoint.server, agent_id=key.agent_id)
+            await self._cache.invalidate(key)
+            cached = None
+        if cached:
+            events.emit(EventName.DISCOVERY_CACHE_HIT, server=endpoint.server, agent_id=key.agent_id)
+            return replace(said, tools=cached)
+        listed = await self._fetch(key, endpoint, events, said.run_id)
+        return replace(listed, missing=said.missing) if said.missing else listed
+
+    async def _read_and_list(
+        self, key: CacheKey, endpoint: McpEndpoint, events: Events, run_id: str | None
+    ) -> tuple[_Listed, _Listed]:
+        found: dict[str, _Listed] = {}
+
+        async def read() -> None:
+            found["said"] = await self._read_report(key, endpoint, events)
+
+        async def list_tools() -> None:
+            found["listed"] = await self._fetch(key, endpoint, events, run_id)
+
+        async with TaskGroup() as group:
+            group.start_soon(read)
+            group.start_soon(list_tools)
+        return found["said"], found["listed"]
+
+    async def _read_report(self, key: CacheKey, endpoint: McpEndpoint, events: Events) -> _Listed:
+        """What the server's discovery report says, as far as this attempt goes: pending (list nothing yet),
+        reported empty (nothing to list), or go on and list; an empty `_Listed` when it has none."""
+        if self._reports is None or not self.known_reports.publishes(key, endpoint):
+            return _NO_REPORT
+        read = await self._reports.read(endpoint)
+        if isinstance(read, NoReport):
+            self.known_reports.absent(key)
+            events.emit(
+                EventName.DISCOVERY_NO_REPORT, server=endpoint.server, agent_id=key.agent_id, reason=read.reason
+            )
+            return _NO_REPORT
+        if not isinstance(read, ReportFound):
+            return _NO_REPORT  # not readable now: discovery goes on as if there were none
+        report = read.report
+        now = self._clock.now()
+        pending_since = self.known_reports.seen(key, report, now)
+        missing = tuple(
+            MissingServer(endpoint.server, name, server.status, server.reason)
+            for name, server in report.missing().items()
+        )
+        if report.confirmed_empty:
+            events.emit(EventName.DISCOVERY_REPORTED_EMPTY, server=endpoint.server, agent_id=key.agent_id)
+            return _Listed(reported_empty=True, missing=missing, run_id=report.run_id)
+        if pending_since is not None:
+            if now - pending_since < self._pending_limit:
+                events.emit(EventName.DISCOVERY_REPORT_PENDING, server=endpoint.server, agent_id=key.agent_id)
+                return _Listed(pending=True, missing=missing, run_id=report.run_id)
+            events.emit(EventName.DISCOVERY_REPORT_FAILS_OPEN, server=endpoint.server, agent_id=key.agent_id)
+        return _Listed(missing=missing, run_id=report.run_id)
+
+    async def _fetch(self, key: CacheKey, endpoint: McpEndpoint, events: Events, run_id: str | None) -> _Listed:
         """What listing the server gives, joining a listing already in flight for it. Never raises."""
         flight = self._flights.get(key)
         if flight is not None:
@@ -190,14 +312,14 @@ class Discovery:
         flight = _Flight()
         self._flights[key] = flight
         try:
-            flight.listed = await self._list(key, endpoint)
+            flight.listed = await self._list(key, endpoint, run_id)
             return flight.listed
         finally:
             flight.done.set()
             if self._flights.get(key) is flight:
                 del self._flights[key]
 
-    async def _list(self, key: CacheKey, endpoint: McpEndpoint) -> _Listed:
+    async def _list(self, key: CacheKey, endpoint: McpEndpoint, run_id: str | None) -> _Listed:
         self.listings += 1
         # A listing is shared by every chat that joins it: its events say which agent's server it was.
         events = self._events.bind(agent_id=key.agent_id)
@@ -219,7 +341,7 @@ class Discovery:
                 # A session that failed a listing may be broken (terminated, half-closed): redial next time.
                 self._sessions.discard(session)
             return _Listed(failure=reason, worth_retrying=worth_retrying(exc))
-        tools = clean_listing(endpoint.server, listed, self._limits, events)
+        tools = clean_listing(endpoint.server, listed, self._limits, events, run_id)
         if tools:
             session.warm = True
         if tools and not await self._cache.put(key, tools, generation):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from chat_mcp_primer.clock import Clock, tags
 from chat_mcp_primer.events import EventName, Events
 from chat_mcp_primer.workspace_mcp._bus import AgentKey, Feed, Publish, Wake, WakeKind
-from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult, Outcome
+from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult
 from chat_mcp_primer.workspace_mcp._failures import REFUSED
 from chat_mcp_primer.workspace_mcp._probe import accepts_connections
 from chat_mcp_primer.workspace_mcp._settings import PrimerSettings
@@ -104,8 +104,8 @@ def tools_poll(agent: AgentKey, look: LookForTools, clock: Clock, settings: Prim
             if next_look.knock_first and not await _any_accepts(next_look.knock_first, clock, settings.probe_interval):
                 continue  # still refused: no dial, no listing
             result = await look()
-            if result.outcome is Outcome.OK:
-                publish(Wake(WakeKind.TOOLS_LISTED, "every server listed"))
+            if result.complete:
+                publish(Wake(WakeKind.TOOLS_LISTED, "every server listed or has no tools"))
                 return
             was_backing_off = schedule.backing_off
             next_look = schedule.after(result, clock.now())

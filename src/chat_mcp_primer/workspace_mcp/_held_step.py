@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
 
 
+# Why a held step goes on when its primer ended (`StepHolds.release` is told so by the turn).
+PRIMER_ENDED = "primer ended"
+
+
 class HeldStep:
     """One held step. It ends one way, `release`, called by whichever comes first: its primer's end, the
     ``prepare_wait`` bound (the hub's one deadline task), or the agent's bus saying every server listed."""
@@ -58,10 +62,13 @@ class StepHolds:
         self,
         primer_ended: anyio.Event,
         resolve: Callable[[], Awaitable[AgentMcp | None]],
-    ) -> None:
-        """Hold the step for the primer that sets ``primer_ended``, unless it has ended or held a step already."""
+    ) -> bool:
+        """Hold the step for the primer that sets ``primer_ended``, unless it has ended or held a step already.
+
+        True when this call held the step and the primer's end released it: the primer's last attempt is
+        then as fresh as any the step could make."""
         if primer_ended.is_set() or primer_ended is self._waited_for:
-            return
+            return False
         self._waited_for = primer_ended
         self._events.emit(EventName.PREPARE_WAITING_FOR_PRIMER)
         hub = self._hub
@@ -83,6 +90,7 @@ class StepHolds:
             if stop_polling is not None:
                 stop_polling()
         self._events.emit(EventName.PREPARE_HOLD_ENDED, reason=step.reason)
+        return step.reason == PRIMER_ENDED
 
     def release(self, reason: str, primer_ended: anyio.Event | None = None) -> None:
         """End the held step (only if it is held for the primer that set ``primer_ended``, when given)."""

@@ -17,6 +17,7 @@ from chat_mcp_primer.workspace_mcp._deadlines import Deadlines
 from chat_mcp_primer.workspace_mcp._discovery import Discovery
 from chat_mcp_primer.workspace_mcp._offers import ToolOffers
 from chat_mcp_primer.workspace_mcp._pacing import Pacer
+from chat_mcp_primer.workspace_mcp._reports import ReportReader
 from chat_mcp_primer.workspace_mcp._sessions import McpSessions
 from chat_mcp_primer.workspace_mcp._settings import ListingLimits, PrimerSettings, SessionSettings
 from chat_mcp_primer.workspace_mcp._strategy import strategy_for
@@ -58,7 +59,19 @@ class WorkspaceMcpHub:
         self.hold_deadlines = Deadlines(clock, self._background, *tags.PREPARE_WAIT)
         # Turns, primers and discovery attempts that many chats start at once go a few per event-loop pass.
         self.pacer = Pacer(self.strategy.settings.admissions_per_pass, self._background)
-        self.discovery = Discovery(self.sessions, cache, clock, listing or ListingLimits(), events, self._listed)
+        self.listing = listing or ListingLimits()
+        # Reads the discovery reports endpoints publish (the reference strategy predates them: it reads none).
+        self.reports = ReportReader(clock, self.listing)
+        self.discovery = Discovery(
+            self.sessions,
+            cache,
+            clock,
+            self.listing,
+            events,
+            self._listed,
+            reports=self.reports if self.strategy.reads_reports else None,
+            report_pending_limit=self.strategy.settings.report_pending_limit,
+        )
         self.offers = ToolOffers(self.sessions, clock, session_settings.call_timeout)
         # The agent each workspace was last seen with, so a change of agent is noticed once.
         self._agents: dict[str, str] = {}
@@ -78,10 +91,13 @@ class WorkspaceMcpHub:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        try:  # feeds, probes and deadlines end first, then the sessions close
+        try:  # feeds, probes and deadlines end first, then the sessions and the report reader close
             await self._background.__aexit__(exc_type, exc, traceback)
         finally:
-            await self.sessions.__aexit__(exc_type, exc, traceback)
+            try:
+                await self.sessions.__aexit__(exc_type, exc, traceback)
+            finally:
+                await self.reports.__aexit__(exc_type, exc, traceback)
 
     def turn(
         self,
@@ -98,6 +114,7 @@ class WorkspaceMcpHub:
         """The workspace's agent is now ``keep_agent_id``: close its other agents' sessions, drop their tools."""
         self.sessions.close_other_agents(workspace_id, keep_agent_id)
         self.offers.forget_other_agents(workspace_id, keep_agent_id)
+        self.discovery.known_reports.forget_other_agents(workspace_id, keep_agent_id)
 
     async def agent_seen(self, workspace_id: str, agent_id: str | None) -> None:
         """A lookup found ``agent_id`` to be the workspace's agent now (None: it has none, e.g. stopped or
@@ -115,6 +132,7 @@ class WorkspaceMcpHub:
     async def _tools_changed(self, key: CacheKey) -> None:
         self.events.emit(EventName.DISCOVERY_CATALOGUE_CHANGED, server=key.server, agent_id=key.agent_id)
         await self.cache.invalidate(key)
+        self.discovery.known_reports.announce(key)
         self.buses.publish((key.workspace_id, key.agent_id), Wake(WakeKind.TOOLS_CHANGED, key.server))
 
     def _listed(self, key: CacheKey) -> None:

@@ -20,6 +20,9 @@ class RemoteTool:
     name: str
     description: str
     input_schema: Mapping[str, Any]
+    # The run of the server's discovery report it was listed in, when the server publishes reports: a
+    # later run (the gateway restarted) withholds it until that run lists it again.
+    run_id: str | None = None
 
 
 def _schema_problem(schema: Mapping[str, Any], max_bytes: int, checked: dict[str, str | None]) -> str | None:
@@ -47,7 +50,7 @@ def _schema_problem(schema: Mapping[str, Any], max_bytes: int, checked: dict[str
 
 
 def clean_listing(
-    server: str, listed: Sequence[mcp_types.Tool], limits: ListingLimits, events: Events
+    server: str, listed: Sequence[mcp_types.Tool], limits: ListingLimits, events: Events, run_id: str | None = None
 ) -> tuple[RemoteTool, ...]:
     """Keep the usable tools of a listing, in order; say, with an event, why any other was dropped.
 
@@ -74,5 +77,5 @@ def clean_listing(
             events.emit(EventName.DISCOVERY_DESCRIPTION_TRUNCATED, server=server, tool=name, length=len(description))
             description = description[: limits.max_description_chars]
         seen.add(name)
-        kept.append(RemoteTool(server=server, name=name, description=description, input_schema=tool.input_schema))
+        kept.append(RemoteTool(server, name, description, tool.input_schema, run_id))
     return tuple(kept)

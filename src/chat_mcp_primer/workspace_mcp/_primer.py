@@ -43,14 +43,20 @@ async def run_primer(
     pause early when ``wake`` is set (something says a retry may now succeed), and never exceeds
     ``max_attempts``. Errors and empty listings are treated alike, except a `futile` attempt (every
     server that did not list was refused for good by the app proxy), which ends the primer at once. A
-    workspace with no MCP endpoint stops at once when the strategy confirms empty. Cancellation
-    propagates, after a ``primer.cancelled`` event. ``events`` carry the chat's id.
+    workspace with no MCP endpoint, or whose discovery reports say none of its servers has tools, stops
+    at once when the strategy confirms empty. An attempt that found a report pending (nothing listed yet)
+    is followed by a wait for ``wake`` (the report changing) rather than a pause of the schedule, up to
+    ``report_pending_limit``, and does not count toward ``max_attempts``: a gateway bringing up many
+    servers one by one cannot use the primer's attempts up. Cancellation propagates, after a
+    ``primer.cancelled`` event. ``events`` carry the chat's id.
     """
     started = clock.now()
     max_wait = strategy.settings.max_wait
     if not strategy.wakes_early:
         wake = None
     attempts = 0
+    # The attempts that found a report pending, which the schedule does not count.
+    waited_on_reports = 0
     events.emit(EventName.PRIMER_STARTED)
     try:
         while True:
@@ -62,7 +68,7 @@ async def run_primer(
                 outcome=result.outcome.value,
                 tools=len(result.tools),
             )
-            if result.outcome is Outcome.NO_ENDPOINTS and strategy.confirms_empty:
+            if result.confirmed_empty and strategy.confirms_empty:
                 events.emit(EventName.PRIMER_CONFIRMED_EMPTY, attempts=attempts)
                 return PrimerReport(PrimerEnd.CONFIRMED_EMPTY, attempts, result)
             if result.outcome is Outcome.OK:
@@ -73,7 +79,11 @@ async def run_primer(
                 events.emit(EventName.PRIMER_GAVE_UP, attempts=attempts, outcome=result.outcome.value, futile=True)
                 return PrimerReport(PrimerEnd.GAVE_UP, attempts, result)
             remaining = started + max_wait - clock.now()
-            pause = strategy.next_pause(attempts, remaining) if remaining > 0 else None
+            if result.pending and wake is not None and remaining > 0:
+                waited_on_reports += 1
+                pause: float | None = min(remaining, strategy.settings.report_pending_limit)
+            else:
+                pause = strategy.next_pause(attempts - waited_on_reports, remaining) if remaining > 0 else None
             if pause is None:
                 events.emit(EventName.PRIMER_GAVE_UP, attempts=attempts, outcome=result.outcome.value)
                 return PrimerReport(PrimerEnd.GAVE_UP, attempts, result)

@@ -91,6 +91,25 @@ class McpSessions:
             reason = "endpoint is not on the deployment's origin; not dialled"
             self._events.emit(EventName.SESSION_REFUSED, server=key.server, agent_id=key.agent_id, reason=reason)
             raise SessionError(key.server, reason)
+        session = self._dialled(key, endpoint)
+        try:
+            await run_with_timeout(self._clock, self._settings.dial_timeout, session._wait_ready, *tags.MCP_DIAL)
+        except BaseException:
+            self.discard(session)
+            raise
+        session.last_used = self._clock.now()
+        return session
+
+    def open(self, key: CacheKey, endpoint: McpEndpoint) -> None:
+        """Start dialling a session for ``key`` unless one is open or being dialled, without waiting for it:
+        a later `session` finds it ready, still dialling, or failed (and dials afresh). An endpoint that
+        `session` would refuse is left alone."""
+        if self._owners is not None and not endpoint.off_origin:
+            self._dialled(key, endpoint)
+
+    def _dialled(self, key: CacheKey, endpoint: McpEndpoint) -> McpSession:
+        """The session for ``key``: the one open or dialling for this endpoint, else a new one dialling."""
+        assert self._owners is not None
         self.reap_idle()
         session = self._sessions.get(key)
         if session is None or session.closed or session.closing or not session.endpoint.connects_like(endpoint):
@@ -101,12 +120,6 @@ class McpSessions:
             self._events.emit(EventName.SESSION_DIALING, server=key.server, agent_id=key.agent_id)
             self._live.add(session)
             self._owners.start_soon(self._own, session, shared_tls_context() if endpoint.verify_tls else False)
-        try:
-            await run_with_timeout(self._clock, self._settings.dial_timeout, session._wait_ready, *tags.MCP_DIAL)
-        except BaseException:
-            self.discard(session)
-            raise
-        session.last_used = self._clock.now()
         return session
 
     async def tools_changed(self, key: CacheKey) -> None:

@@ -79,6 +79,17 @@ class PrimerSettings:
     # Primed: while an endpoint refuses connections, how often to knock (a bare TCP connect, no MCP
     # traffic) to learn the moment it starts to accept.
     probe_interval: float = 0.1
+    # An endpoint that publishes a discovery report (the workspace gateway) says when it has tried every
+    # server. While its report is pending, nothing is listed; this long after it was first seen pending,
+    # listing goes ahead anyway (fails open), as Coder's chat gives its agent's report 15 s.
+    report_pending_limit: float = 15.0
+    # While a primer waits on a pending report, the hub asks the gateway to answer only once the report
+    # changes (a long poll, `Prefer: wait`), so a change is heard in the time of one request; 25 s keeps
+    # the request under the idle timeouts of the proxies between.
+    report_wait: float = 25.0
+    # Between two asks of a report that did not wait (a server that ignores `Prefer: wait`, an error):
+    # Coder's chat polls its agent's report every 0.5 s.
+    report_poll_interval: float = 0.5
     # How many chats may start a turn, a primer or a discovery attempt, or go on after an attempt, in one
     # pass of the event loop; the others wait for later passes. Each does 30 to 70 µs of work before it
     # waits again, so a thousand woken at once (their servers listed together, their primers started
@@ -88,7 +99,7 @@ class PrimerSettings:
 
     def __post_init__(self) -> None:
         _check(self, tuple(f.name for f in fields(self) if f.name != "strategy"), _not_negative, "not be negative")
-        positive = ("retry_interval", "first_pause", "probe_interval", "prepare_poll_interval")
+        positive = ("retry_interval", "first_pause", "probe_interval", "prepare_poll_interval", "report_poll_interval")
         _check(self, positive, _positive, "be positive")
         _check(self, ("max_attempts", "admissions_per_pass"), _at_least_one, "be at least 1")
 
@@ -150,9 +161,22 @@ class ListingLimits:
     max_description_chars: int = 4_096
     # An input schema larger than this (serialised) is refused: it would crowd the model's context.
     max_schema_bytes: int = 65_536
+    # Reading one discovery report. It is a small JSON document the gateway has ready: 10 s is ample on
+    # a loaded deployment, and bounds one behind a hung proxy.
+    report_timeout: float = 10.0
+    # A discovery report is cut off past this many bytes, before it is parsed: a report of the largest
+    # sensible workspace (dozens of servers, a reason each) is a few kilobytes.
+    max_report_bytes: int = 65_536
+    # A report naming more servers than this is refused whole: no template runs that many.
+    max_report_servers: int = 256
+    # Names, run ids and reasons of a report are cut to one line of this many characters: enough for
+    # "exited with status 1; restarting in 4 s", short enough to tell the model on every step.
+    max_report_text_chars: int = 200
+    # How many servers without tools the note to the model names at most; the rest are counted.
+    max_note_servers: int = 8
 
     def __post_init__(self) -> None:
-        _check(
-            self, ("discovery_timeout", "max_description_chars", "max_schema_bytes"), _not_negative, "not be negative"
-        )
-        _check(self, ("max_list_pages", "max_tools_per_server"), _at_least_one, "be at least 1")
+        times = ("discovery_timeout", "max_description_chars", "max_schema_bytes", "report_timeout")
+        _check(self, times, _not_negative, "not be negative")
+        counts = ("max_list_pages", "max_tools_per_server", "max_report_bytes", "max_report_servers")
+        _check(self, (*counts, "max_report_text_chars", "max_note_servers"), _at_least_one, "be at least 1")

@@ -41,6 +41,11 @@ class DiscoveryStrategy(Protocol):
         ...
 
     @property
+    def reads_reports(self) -> bool:
+        """Whether discovery reads the discovery reports endpoints publish (the reference predates them)."""
+        ...
+
+    @property
     def done_after_first_look(self) -> bool:
         """Whether a chat that had a workspace when the turn began is done after its first attempt, whatever
         it found (the reference's upstream gap 2)."""
@@ -61,6 +66,7 @@ class ReferenceStrategy:
     wakes_early = False
     holds_step = False
     confirms_empty = False
+    reads_reports = False
     done_after_first_look = True
 
     def next_pause(self, attempts: int, remaining: float) -> float | None:
@@ -76,6 +82,7 @@ class PrimedStrategy:
     wakes_early = True
     holds_step = True
     confirms_empty = True
+    reads_reports = True
     done_after_first_look = False
 
     def next_pause(self, attempts: int, remaining: float) -> float | None:

@@ -14,7 +14,8 @@ from chat_mcp_primer.workspace_mcp._bus import Wake, WakeKind
 from chat_mcp_primer.workspace_mcp._chat_agent import ChatAgent
 from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult, Outcome
 from chat_mcp_primer.workspace_mcp._failures import REFUSED
-from chat_mcp_primer.workspace_mcp._held_step import StepHolds
+from chat_mcp_primer.workspace_mcp._held_step import PRIMER_ENDED, StepHolds
+from chat_mcp_primer.workspace_mcp._model_note import missing_servers_note
 from chat_mcp_primer.workspace_mcp._offers import NOTHING_OFFERED
 from chat_mcp_primer.workspace_mcp._primer import PrimerReport
 from chat_mcp_primer.workspace_mcp._turn_primer import PrimerRun, TurnPrimer
@@ -67,6 +68,8 @@ class TurnWorkspace:
         # makes no further attempt there, neither before a step nor through a primer: every later attempt
         # of the turn answers with this result. The next turn tries afresh.
         self._futile: DiscoveryResult | None = None
+        # What the latest attempt's reports said of servers that failed or have no tools, for the model.
+        self._note: str | None = None
 
     async def __aenter__(self) -> TurnWorkspace:
         self._tasks = BackgroundTasks()
@@ -104,6 +107,11 @@ class TurnWorkspace:
     def primer_reports(self) -> list[PrimerReport]:
         """The report of every primer of this turn that ran to its end, in order."""
         return self._primer.reports
+
+    def model_notes(self) -> tuple[str, ...]:
+        """The notes for the model's next step: which workspace MCP servers failed or offer no tools, and
+        why, as the latest discovery attempt found them in their discovery reports."""
+        return (self._note,) if self._note is not None else ()
 
     def reserve_names(self, names: Iterable[str]) -> None:
         """Keep these names (the turn's built-in tools) from ever being given to a workspace tool."""
@@ -162,19 +170,29 @@ class TurnWorkspace:
         if self._done or self._agent.binding is None:
             return None
         strategy = self._hub.strategy
+        result: DiscoveryResult | None = None
         if strategy.holds_step:
             await self._hub.pacer.admit()
             run = self._primer.latest
-            if run is not None:
-                await self._holds.hold(run.ended, self._agent.resolve)
-        result = await self._attempt()
-        if result.outcome is Outcome.NO_ENDPOINTS and strategy.confirms_empty:
+            if run is not None and await self._holds.hold(run.ended, self._agent.resolve):
+                result = self._just_found(run)
+        if result is None:
+            result = await self._attempt()
+        if result.confirmed_empty and strategy.confirms_empty:
             self._events.emit(EventName.DISCOVERY_CONFIRMED_EMPTY)
             self._done = True
         if result.outcome is Outcome.OK or (strategy.done_after_first_look and self._top_of_turn):
             self._done = True
         self._top_of_turn = False
         return self._merge(tools, result)
+
+    def _just_found(self, run: PrimerRun) -> DiscoveryResult | None:
+        """What the primer this step was just held for, and released by, found, when it found everything for
+        the agent the turn is on: the step goes on with it, sparing an attempt that could only find the same."""
+        report = run.report
+        if report is None or not report.last.complete:
+            return None
+        return report.last if report.last.agent is self._agent.current else None
 
     def _woken(self, wake: Wake) -> None:
         """Every wake-up of the turn's agent, from its bus."""
@@ -185,7 +203,7 @@ class TurnWorkspace:
         self._primer.woken(wake)
 
     def _primer_ended(self, run: PrimerRun) -> None:
-        self._holds.release("primer ended", run.ended)  # a step held for this primer goes on now
+        self._holds.release(PRIMER_ENDED, run.ended)  # a step held for this primer goes on now
 
     async def _attempt(self) -> DiscoveryResult:
         # Many chats start attempts together (their primers start together, a listing wakes them) and go
@@ -204,10 +222,12 @@ class TurnWorkspace:
         if futile is not None:
             return futile
         result = await self._hub.discovery.attempt(agent, self._events)
+        self._note = missing_servers_note(result.missing, self._hub.listing.max_note_servers)
         if result.futile:
             self._futile = result
             self._events.emit(EventName.DISCOVERY_FUTILE, servers=sorted(result.final_failures))
         self._primer.refused([e for e in agent.endpoints if result.failures.get(e.server) == REFUSED])
+        self._primer.pending([e for e in agent.endpoints if e.server in result.pending])
         if result.outcome is Outcome.ERROR:
             self._agent.forget()  # the agent may have been replaced behind our back: look it up again next time
         return result

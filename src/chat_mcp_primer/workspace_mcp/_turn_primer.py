@@ -16,6 +16,7 @@ from chat_mcp_primer.workspace_mcp._bus import AgentBus, Feed, Unsubscribe, Wake
 from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult
 from chat_mcp_primer.workspace_mcp._primer import PrimerReport, run_primer
 from chat_mcp_primer.workspace_mcp._probe import connection_probe
+from chat_mcp_primer.workspace_mcp._report_watch import report_watch
 from chat_mcp_primer.workspace_mcp._signal import Signal
 from chat_mcp_primer.workspace_mcp._workspace_watch import workspace_changes
 
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
 # listed": the listing it made was already published as SERVER_LISTED.
 _NOT_FOR_THE_PRIMER = frozenset({WakeKind.TOOLS_LISTED})
 # Discovery's own news; every other wake-up comes from outside it and is reported as ``primer.signal``.
-_DISCOVERY_NEWS = frozenset({WakeKind.TOOLS_CHANGED, WakeKind.SERVER_LISTED, WakeKind.TOOLS_LISTED})
+_DISCOVERY_NEWS = frozenset(
+    {WakeKind.TOOLS_CHANGED, WakeKind.SERVER_LISTED, WakeKind.TOOLS_LISTED, WakeKind.REPORT_CHANGED}
+)
 
 
 @dataclass(slots=True)
@@ -42,16 +45,17 @@ class PrimerRun:
     wake: Signal = field(default_factory=Signal)
     watch: Unsubscribe | None = None
     probes: dict[str, Unsubscribe] = field(default_factory=dict)
+    reports: dict[str, Unsubscribe] = field(default_factory=dict)
 
     def hear(self, bus: AgentBus, watch: Feed) -> None:
         self.bus = bus
         self.watch = bus.demand("watch", watch)
 
     def stop_hearing(self) -> None:
-        for withdraw in (self.watch, *self.probes.values()):
+        for withdraw in (self.watch, *self.probes.values(), *self.reports.values()):
             if withdraw is not None:
                 withdraw()
-        self.bus, self.watch, self.probes = None, None, {}
+        self.bus, self.watch, self.probes, self.reports = None, None, {}, {}
 
 
 class TurnPrimer:
@@ -131,6 +135,23 @@ class TurnPrimer:
         for withdraw in run.probes.values():  # after the new demands: a probe still wanted keeps running
             withdraw()
         run.probes = probes
+
+    def pending(self, endpoints: Sequence[McpEndpoint]) -> None:
+        """The latest attempt found ``endpoints``' discovery reports pending: while a primer runs, wait on
+        exactly those reports (`report_watch`), as `refused` probes refused endpoints."""
+        run = self._run
+        if run is None or run.bus is None or not (endpoints or run.reports):
+            return
+        hub = self._hub
+        watches = {
+            e.url: run.bus.demand(
+                ("report", e.url), report_watch(e, hub.reports, hub.clock, hub.strategy.settings, hub.events)
+            )
+            for e in endpoints
+        }
+        for withdraw in run.reports.values():  # after the new demands: a watch still wanted keeps running
+            withdraw()
+        run.reports = watches
 
     async def _prime(
         self, run: PrimerRun, bus: AgentBus | None, source: WorkspaceMcpSource, binding: WorkspaceBinding

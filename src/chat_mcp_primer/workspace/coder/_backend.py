@@ -63,6 +63,8 @@ class McpAppSettings:
     is_mcp_app: Callable[[WorkspaceApp], bool] = is_mcp_app
     # The Streamable HTTP path inside the app, the SDK's default mount point.
     mcp_path: str = "mcp"
+    # Where the app may publish a discovery report (the workspace gateway's); "" to look for none.
+    report_path: str = "discovery"
 
 
 @dataclass(slots=True)
@@ -116,15 +118,16 @@ class CoderBackend:
     ) -> McpEndpoint:
         if app.subdomain and wildcard is not None:
             label = app.subdomain_name or subdomain_name(app.slug, agent.name, workspace.name, workspace.owner_name)
-            origin = wildcard.app_origin(urlsplit(self.client.url).scheme, label)
-            return self._reached_at(app, f"{origin}/{self.apps.mcp_path}", origin_of(origin))
+            root = wildcard.app_origin(urlsplit(self.client.url).scheme, label)
+            return self._reached_at(app, root, origin_of(root))
         root = path_app_root(self.client.url, workspace.owner_name, workspace.name, agent.name, app.slug)
-        return self._reached_at(app, f"{root}/{self.apps.mcp_path}", origin_of(self.client.url))
+        return self._reached_at(app, root, origin_of(self.client.url))
 
-    def _reached_at(self, app: WorkspaceApp, url: str, origin: str) -> McpEndpoint:
+    def _reached_at(self, app: WorkspaceApp, root: str, origin: str) -> McpEndpoint:
         return McpEndpoint(
             server=server_name(app.slug),
-            url=url,
+            url=f"{root}/{self.apps.mcp_path}",
+            report_url=f"{root}/{self.apps.report_path}" if self.apps.report_path else None,
             headers={"Cookie": f"{TOKEN_COOKIE}={self.client.token}"},
             health=_HEALTH[app.health],
             verify_tls=self.client.settings.verify_tls,
