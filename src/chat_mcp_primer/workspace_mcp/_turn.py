@@ -178,6 +178,10 @@ class TurnWorkspace:
                 result = self._just_found(run)
         if result is None:
             result = await self._attempt()
+        if not self._about_current(result):
+            # About an agent the turn is no longer on (a rebuild replaced it): nothing of it is offered any
+            # more, and nothing is done; the next step looks again.
+            return self._merge(tools, DiscoveryResult(Outcome.NO_AGENT))
         if result.confirmed_empty and strategy.confirms_empty:
             self._events.emit(EventName.DISCOVERY_CONFIRMED_EMPTY)
             self._done = True
@@ -192,7 +196,13 @@ class TurnWorkspace:
         report = run.report
         if report is None or not report.last.complete:
             return None
-        return report.last if report.last.agent is self._agent.current else None
+        return report.last if self._about_current(report.last) else None
+
+    def _about_current(self, result: DiscoveryResult) -> bool:
+        """Whether ``result`` is about the agent the turn is on now (or about no agent at all). Lookups make
+        a new `AgentMcp` each time, so the same agent found twice is equal, not the same object."""
+        agent, current = result.agent, self._agent.current
+        return agent is None or agent is current or agent == current
 
     def _woken(self, wake: Wake) -> None:
         """Every wake-up of the turn's agent, from its bus."""
@@ -242,7 +252,7 @@ class TurnWorkspace:
     def _merge(self, tools: Sequence[Tool], result: DiscoveryResult) -> list[Tool] | None:
         agent = result.agent
         current = NOTHING_OFFERED
-        if agent is not None and agent is self._agent.current and result.tools:
+        if agent is not None and result.tools:  # (about the current agent: `prepare_tools` checked)
             current = self._hub.offers.offer(agent, self._reserved, result.tools)
         if current is self._offered:
             return None
