@@ -22,7 +22,22 @@ from chat_mcp_primer.model import (
     Usage,
     WorkspaceBinding,
 )
-from chat_mcp_primer.runtime import ChatRuntime, RuntimeClosedError, TurnResult, Workspaces, WorkspacesFrom
+from chat_mcp_primer.runtime import (
+    ChatRuntime,
+    RuntimeClosedError,
+    StepHeld,
+    StepResumed,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnEvent,
+    TurnFinished,
+    TurnResult,
+    TurnTextDelta,
+    WorkspaceProgress,
+    Workspaces,
+    WorkspacesFrom,
+    WorkspaceToolsAdded,
+)
 from chat_mcp_primer.tools import CoderWorkspaces
 from chat_mcp_primer.workspace import AgentMcp, InMemoryWorkspaces, McpEndpoint, WorkspaceMcpSource
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient, CoderError, CoderSettings, ReadinessSettings
@@ -65,6 +80,8 @@ __all__ = [
     "RuntimeClosedError",
     "SessionError",
     "SessionSettings",
+    "StepHeld",
+    "StepResumed",
     "StopReason",
     "StreamingModel",
     "SystemClock",
@@ -73,14 +90,21 @@ __all__ = [
     "ToolArgumentError",
     "ToolCache",
     "ToolCall",
+    "ToolCallFinished",
+    "ToolCallStarted",
     "ToolResult",
     "ToolResultLimits",
     "ToolSpec",
+    "TurnEvent",
+    "TurnFinished",
     "TurnResult",
+    "TurnTextDelta",
     "TurnWorkspace",
     "Usage",
     "WorkspaceBinding",
     "WorkspaceMcpSource",
+    "WorkspaceProgress",
+    "WorkspaceToolsAdded",
     "Workspaces",
     "WorkspacesFrom",
 ]

@@ -13,6 +13,9 @@ from chat_mcp_primer.model import (
     Message,
     Model,
     ModelRequest,
+    ModelRequestError,
+    ModelResponse,
+    StreamingModel,
     Tool,
     ToolCall,
     ToolResult,
@@ -25,6 +28,7 @@ DEFAULT_MAX_STEPS = 1200
 
 PrepareTools = Callable[[Sequence[Tool]], Awaitable[Sequence[Tool] | None]]
 StepNotes = Callable[[], Sequence[str]]
+OnText = Callable[[int, str], None]
 
 
 class StopReason(StrEnum):
@@ -65,6 +69,7 @@ async def _run_call(call: ToolCall, tools: dict[str, Tool], events: Events) -> T
     if isinstance(arguments, str):
         events.emit(EventName.TOOL_BAD_ARGUMENTS, tool=call.name)
         return ToolResult.error(arguments)
+    events.emit(EventName.TOOL_STARTED, tool=call.name)
     try:
         result = await tool.call(arguments)
     except Exception as exc:
@@ -89,6 +94,28 @@ async def _run_into(
     results[index] = result
 
 
+async def _ask(model: Model, request: ModelRequest, on_text: OnText | None) -> ModelResponse:
+    """The model's answer to ``request``: streamed, its text passed on as it comes, when asked for and the
+    model can; else in one piece."""
+    if on_text is None or not isinstance(model, StreamingModel):
+        return await model.respond(request)
+    response: ModelResponse | None = None
+    stream = model.stream(request)
+    try:
+        async for item in stream:
+            if isinstance(item, ModelResponse):
+                response = item
+            elif item.text:
+                on_text(request.step, item.text)
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    if response is None:
+        raise ModelRequestError("model", "the model's stream ended without a response")
+    return response
+
+
 def _offered(
     tools: Sequence[Tool], max_tools: int | None, events: Events
 ) -> tuple[dict[str, Tool], tuple[ToolSpec, ...]]:
@@ -108,6 +135,7 @@ async def run_loop(
     prepare_tools: PrepareTools | None = None,
     step_notes: StepNotes | None = None,
     instructions: str = "",
+    on_text: OnText | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     result_limits: ToolResultLimits = DEFAULT_RESULT_LIMITS,
     events: Events,
@@ -116,7 +144,9 @@ async def run_loop(
 
     Before every step ``prepare_tools`` (if given) sees the current tool list; a non-None answer
     replaces it, and the new tools are offered and callable in that very step; then ``step_notes`` (if
-    given) says what the step's request carries as `ModelRequest.notes`, beside ``instructions``. A model
+    given) says what the step's request carries as `ModelRequest.notes`, beside ``instructions``. With
+    ``on_text``, a model that streams (`StreamingModel`) is asked to, and every piece of its text goes to
+    ``on_text(step, text)`` as it comes; the step goes on with the whole response it ends with. A model
     that states its provider's limits (`LimitedModel`) is offered no more tools than it accepts: the
     ones the turn began with first, then the workspace's in order, the rest left out with a
     ``model.tools_dropped`` event (they cannot be called at that step). The tool calls of one
@@ -141,7 +171,7 @@ async def run_loop(
         request = ModelRequest(
             messages=(*history, *added), tools=specs, step=step, notes=notes, instructions=instructions
         )
-        response = await model.respond(request)
+        response = await _ask(model, request, on_text)
         added.append(Message.assistant(response.text, response.tool_calls))
         if not response.tool_calls:
             return LoopResult(tuple(added), step + 1, StopReason.COMPLETED, tuple(current))

@@ -19,6 +19,7 @@ class EventName(StrEnum):
     TURN_ENDED = "turn.ended"  # a turn ended: steps, stop_reason
     TURN_STEP_LIMIT = "turn.step_limit"  # the turn stopped at max_steps
     STEP_STARTED = "step.started"  # a model step began: step, tools offered
+    TOOL_STARTED = "tool.started"  # a tool call began: tool
     TOOL_CALLED = "tool.called"  # a tool call returned: tool, is_error
     TOOL_UNKNOWN = "tool.unknown"  # the model called a tool it was not offered
     TOOL_BAD_ARGUMENTS = "tool.bad_arguments"  # the model's arguments were not a JSON object

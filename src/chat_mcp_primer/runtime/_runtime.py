@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -9,11 +10,12 @@ from types import TracebackType
 import anyio
 
 from chat_mcp_primer._errors import ChatMcpPrimerError
-from chat_mcp_primer._tasks import run_in_own_task
-from chat_mcp_primer.chatloop import DEFAULT_MAX_STEPS, StopReason, ToolResultLimits, run_loop
+from chat_mcp_primer._tasks import TaskGroup, run_in_own_task
+from chat_mcp_primer.chatloop import DEFAULT_MAX_STEPS, OnText, StopReason, ToolResultLimits, run_loop
 from chat_mcp_primer.clock import Clock, SystemClock
-from chat_mcp_primer.events import EventHandler, EventName, Events
+from chat_mcp_primer.events import Event, EventHandler, EventName, Events
 from chat_mcp_primer.model import Chat, Message, Model, Tool
+from chat_mcp_primer.runtime._stream import TurnEvent, TurnEvents, TurnFinished
 from chat_mcp_primer.runtime._workspaces import NoWorkspaces, Workspaces
 from chat_mcp_primer.workspace_mcp import ListingLimits, MemoryToolCache, PrimerSettings, SessionSettings, ToolCache
 from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
@@ -104,7 +106,10 @@ class ChatRuntime:
         self.cache: ToolCache = cache if cache is not None else MemoryToolCache()
         self.max_steps = max_steps
         self.result_limits = result_limits if result_limits is not None else ToolResultLimits()
-        self.events = Events(self.clock.now, on_event)
+        self._on_event = on_event
+        # The streamed turns running, by chat: each hears the events about its chat.
+        self._taps: dict[str, list[TurnEvents]] = {}
+        self.events = Events(self.clock.now, self._dispatch if on_event is None else self._dispatch_too)
         self._hub = functools.partial(
             WorkspaceMcpHub,
             cache=self.cache,
@@ -137,6 +142,18 @@ class ChatRuntime:
     ) -> None:
         await self.aclose()
 
+    def _dispatch(self, event: Event) -> None:
+        if self._taps:
+            for tap in self._taps.get(str(event.fields.get("chat_id")), ()):
+                tap(event)
+
+    def _dispatch_too(self, event: Event) -> None:
+        assert self._on_event is not None
+        try:
+            self._on_event(event)
+        finally:
+            self._dispatch(event)
+
     @property
     def active_turns(self) -> int:
         return len(self._turns)
@@ -163,6 +180,46 @@ class ChatRuntime:
         return await run_in_own_task(functools.partial(self._run_registered, chat, text))
 
     @contextlib.asynccontextmanager
+    async def stream_turn(self, chat: Chat, text: str) -> AsyncIterator[AsyncIterator[TurnEvent]]:
+        """Run one turn as `run_turn` does, telling what happens as it happens::
+
+            async with runtime.stream_turn(chat, "set up a workspace") as events:
+                async for event in events:
+                    ...  # TextDelta, ToolCallStarted/Finished, WorkspaceProgress, StepHeld/StepResumed,
+                         # WorkspaceToolsAdded, and last TurnFinished with the TurnResult
+
+        The model's text streams when the model can (`StreamingModel`). A held step is always told
+        (`StepHeld`, then `StepResumed`), so a caller can show why the answer pauses. Leaving the block
+        before the end cancels the turn and waits for it to end; an error of the turn is raised when the
+        block is left.
+        """
+        if self._closed:
+            raise RuntimeClosedError("the ChatRuntime is closed")
+        send, receive = anyio.create_memory_object_stream[TurnEvent](math.inf)
+        tap = TurnEvents(send.send_nowait)
+        stop = anyio.CancelScope()
+
+        async def run() -> None:
+            with send, stop:
+                self._taps.setdefault(chat.id, []).append(tap)
+                try:
+                    result = await run_in_own_task(functools.partial(self._run_registered, chat, text, tap.text))
+                finally:
+                    taps = self._taps[chat.id]
+                    taps.remove(tap)
+                    if not taps:
+                        del self._taps[chat.id]
+                send.send_nowait(TurnFinished(result))
+
+        async with TaskGroup() as group:
+            group.start_soon(run)
+            try:
+                with receive:
+                    yield receive
+            finally:
+                stop.cancel()  # a caller that leaves early ends the turn; one that read to the end changes nothing
+
+    @contextlib.asynccontextmanager
     async def _hub_for_turn(self) -> AsyncIterator[WorkspaceMcpHub]:
         """The runtime's shared hub when it is entered; else one that this turn hosts."""
         if self._shared is not None:
@@ -171,20 +228,20 @@ class ChatRuntime:
         async with self._hub() as hub:
             yield hub
 
-    async def _run_registered(self, chat: Chat, text: str) -> TurnResult:
+    async def _run_registered(self, chat: Chat, text: str, on_text: OnText | None = None) -> TurnResult:
         user_message = Message.user(text)
         self.events.emit(EventName.TURN_STARTED, chat_id=chat.id)
         with self._turns.running() as scope:
             with scope:
                 async with self._hub_for_turn() as hub:
                     await hub.pacer.admit()  # many turns started at once begin a few per loop pass
-                    result = await self._run(hub, chat, user_message)
+                    result = await self._run(hub, chat, user_message, on_text)
             if scope.cancelled_caught:
                 raise RuntimeClosedError("the ChatRuntime was closed during the turn")
         self.events.emit(EventName.TURN_ENDED, chat_id=chat.id, steps=result.steps, stop_reason=result.stop_reason)
         return result
 
-    async def _run(self, hub: WorkspaceMcpHub, chat: Chat, user_message: Message) -> TurnResult:
+    async def _run(self, hub: WorkspaceMcpHub, chat: Chat, user_message: Message, on_text: OnText | None) -> TurnResult:
         builtin = list(self._tools)
         workspaces = self.workspaces
         turn = hub.turn(
@@ -205,6 +262,7 @@ class ChatRuntime:
                 prepare_tools=turn.prepare_tools if workspaces is not None else None,
                 step_notes=turn.model_notes if workspaces is not None else None,
                 instructions=self.instructions,
+                on_text=on_text,
                 max_steps=self.max_steps,
                 result_limits=self.result_limits,
                 events=self.events.bind(chat_id=chat.id),
