@@ -1,0 +1,1 @@
+"""A chat backend built on chat-mcp-primer (see app.py)."""
