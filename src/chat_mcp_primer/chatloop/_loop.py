@@ -8,7 +8,16 @@ from enum import StrEnum
 from chat_mcp_primer._tasks import TaskGroup
 from chat_mcp_primer.chatloop._result_limits import DEFAULT_RESULT_LIMITS, ToolResultLimits, bound_result
 from chat_mcp_primer.events import EventName, Events
-from chat_mcp_primer.model import Message, Model, ModelRequest, Tool, ToolCall, ToolResult, ToolSpec
+from chat_mcp_primer.model import (
+    LimitedModel,
+    Message,
+    Model,
+    ModelRequest,
+    Tool,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+)
 
 # The reference caps a turn at 1200 steps: far beyond any sensible task, it only stops a model that
 # loops forever from running up an unbounded bill.
@@ -80,6 +89,17 @@ async def _run_into(
     results[index] = result
 
 
+def _offered(
+    tools: Sequence[Tool], max_tools: int | None, events: Events
+) -> tuple[dict[str, Tool], tuple[ToolSpec, ...]]:
+    """The tools a step offers (by name, and their specs): all of them, or the first ``max_tools``; the
+    list keeps the turn's own tools before the workspace's, so those are the ones kept."""
+    if max_tools is not None and len(tools) > max_tools:
+        events.emit(EventName.MODEL_TOOLS_DROPPED, offered=max_tools, dropped=len(tools) - max_tools)
+        tools = tools[:max_tools]
+    return {tool.spec.name: tool for tool in tools}, tuple(tool.spec for tool in tools)
+
+
 async def run_loop(
     model: Model,
     history: Sequence[Message],
@@ -87,6 +107,7 @@ async def run_loop(
     *,
     prepare_tools: PrepareTools | None = None,
     step_notes: StepNotes | None = None,
+    instructions: str = "",
     max_steps: int = DEFAULT_MAX_STEPS,
     result_limits: ToolResultLimits = DEFAULT_RESULT_LIMITS,
     events: Events,
@@ -95,27 +116,31 @@ async def run_loop(
 
     Before every step ``prepare_tools`` (if given) sees the current tool list; a non-None answer
     replaces it, and the new tools are offered and callable in that very step; then ``step_notes`` (if
-    given) says what the step's request carries as `ModelRequest.notes`. The tool calls of one
+    given) says what the step's request carries as `ModelRequest.notes`, beside ``instructions``. A model
+    that states its provider's limits (`LimitedModel`) is offered no more tools than it accepts: the
+    ones the turn began with first, then the workspace's in order, the rest left out with a
+    ``model.tools_dropped`` event (they cannot be called at that step). The tool calls of one
     step run concurrently; their results are appended in the order the model asked, each cut to
     ``result_limits`` with a marker saying what was left out. A tool that raises produces an error result;
     cancellation propagates.
     """
     if max_steps < 1:
         raise ValueError("max_steps must be at least 1")
+    max_tools = model.limits.max_tools if isinstance(model, LimitedModel) else None
     current: list[Tool] = list(tools)
-    by_name = {tool.spec.name: tool for tool in current}
-    specs: tuple[ToolSpec, ...] = tuple(tool.spec for tool in current)
+    by_name, specs = _offered(current, max_tools, events)
     added: list[Message] = []
     for step in range(max_steps):
         if prepare_tools is not None:
             replacement = await prepare_tools(tuple(current))
             if replacement is not None:
                 current = list(replacement)
-                by_name = {tool.spec.name: tool for tool in current}
-                specs = tuple(tool.spec for tool in current)
+                by_name, specs = _offered(current, max_tools, events)
         events.emit(EventName.STEP_STARTED, step=step, tools=len(specs))
         notes = tuple(step_notes()) if step_notes is not None else ()
-        request = ModelRequest(messages=(*history, *added), tools=specs, step=step, notes=notes)
+        request = ModelRequest(
+            messages=(*history, *added), tools=specs, step=step, notes=notes, instructions=instructions
+        )
         response = await model.respond(request)
         added.append(Message.assistant(response.text, response.tool_calls))
         if not response.tool_calls:

@@ -24,6 +24,7 @@ class EventName(StrEnum):
     TOOL_BAD_ARGUMENTS = "tool.bad_arguments"  # the model's arguments were not a JSON object
     TOOL_RAISED = "tool.raised"  # a tool raised instead of returning a result: error_type
     TOOL_RESULT_TRUNCATED = "tool.result_truncated"  # a result was cut to the result limits
+    MODEL_TOOLS_DROPPED = "model.tools_dropped"  # more tools than the provider accepts: offered, dropped
     CHAT_UPDATED = "chat.updated"  # the chat was bound to a workspace, build or agent
     TOOLS_ADDED = "tools.added"  # workspace tools are offered from the next step: count, names
     PREPARE_WAITING_FOR_PRIMER = "prepare.waiting_for_primer"  # a step is held for its fresh primer

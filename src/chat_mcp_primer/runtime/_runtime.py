@@ -77,13 +77,15 @@ class ChatRuntime:
     ``workspaces`` is where chats get workspaces (`CoderWorkspaces`, or `WorkspacesFrom` any source);
     without it, chats get no workspace MCP tools. ``tools`` are the built-in tools offered in every turn;
     their names are never given to a workspace tool. ``primer``, ``sessions`` and ``listing`` tune
-    discovery; ``result_limits`` bounds every tool result before it enters the chat.
+    discovery; ``result_limits`` bounds every tool result before it enters the chat. ``instructions`` is
+    the system prompt every model request carries.
     """
 
     def __init__(
         self,
         model: Model,
         *,
+        instructions: str = "",
         workspaces: Workspaces | None = None,
         tools: Sequence[Tool] = (),
         clock: Clock | None = None,
@@ -96,6 +98,7 @@ class ChatRuntime:
         on_event: EventHandler | None = None,
     ) -> None:
         self.model = model
+        self.instructions = instructions
         self.workspaces = workspaces
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.cache: ToolCache = cache if cache is not None else MemoryToolCache()
@@ -201,6 +204,7 @@ class ChatRuntime:
                 builtin,
                 prepare_tools=turn.prepare_tools if workspaces is not None else None,
                 step_notes=turn.model_notes if workspaces is not None else None,
+                instructions=self.instructions,
                 max_steps=self.max_steps,
                 result_limits=self.result_limits,
                 events=self.events.bind(chat_id=chat.id),

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable, Sequence
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeAlias
 
 from chat_mcp_primer.clock import Clock, SystemClock
-from chat_mcp_primer.model import ModelRequest, ModelResponse, ToolCall
+from chat_mcp_primer.model import ModelRequest, ModelResponse, ModelStreamItem, TextDelta, ToolCall
 
 ScriptStep: TypeAlias = (
     ModelResponse | Callable[[ModelRequest], ModelResponse] | Callable[[ModelRequest], Awaitable[ModelResponse]]
@@ -22,16 +23,20 @@ def call(name: str, arguments: str = "{}", *, call_id: str | None = None) -> Too
 
 
 _ids = itertools.count(1)
+# A word and the spaces after it: how a scripted answer streams.
+_WORDS = re.compile(r"\S+\s*|\s+")
 
 
 class ScriptedModel:
     """A `Model` that plays a script, one entry per step, and records what it was offered.
 
     An entry is a `ModelResponse`, or a function of the `ModelRequest` returning one (sync or async),
-    for a model that reacts to the tools it sees. `offered[i]` lists the tool names offered at step i,
-    across every turn the model played, and `notes[i]` the runtime's notes of that step (which workspace
-    servers failed or offer no tools). `request_times[i]` is ``clock.now()`` when step i was asked (give
-    it the test's `MockClock` to assert when each step happened; default: the real clock).
+    for a model that reacts to the tools it sees. It streams too (`stream`: the same steps, the text a
+    word at a time), so streamed turns are as deterministic as plain ones. `offered[i]` lists the tool
+    names offered at step i, across every turn the model played, and `notes[i]` the runtime's notes of
+    that step (which workspace servers failed or offer no tools). `request_times[i]` is ``clock.now()``
+    when step i was asked (give it the test's `MockClock` to assert when each step happened; default: the
+    real clock).
     """
 
     def __init__(self, script: Sequence[ScriptStep], *, clock: Clock | None = None) -> None:
@@ -54,6 +59,13 @@ class ScriptedModel:
             if any(predicate(name) for name in names):
                 return index
         return None
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamItem]:
+        """The same step as `respond`, streamed: its text a word at a time (`TextDelta`), then the response."""
+        response = await self.respond(request)
+        for piece in _WORDS.findall(response.text):
+            yield TextDelta(piece)
+        yield response
 
     async def respond(self, request: ModelRequest) -> ModelResponse:
         position = len(self.requests)
