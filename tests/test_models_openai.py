@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import openai
@@ -133,6 +133,19 @@ async def test_the_chat_stream_asks_for_usage(fake: FakeOpenAI, client: openai.A
     [seen] = fake.requests
     assert seen.body["stream_options"] == {"include_usage": True}
     assert (seen.body["temperature"], seen.body["max_tokens"]) == (0.2, 50)
+
+
+async def test_leaving_a_stream_early_closes_it_and_the_client_keeps_working(
+    model: OpenAIModel, fake: FakeOpenAI
+) -> None:
+    fake.reply(FakeOpenAIAnswer(text="A long answer that the user stops reading.", piece_chars=2))
+    fake.reply(FakeOpenAIAnswer(text="Next answer."))
+    items = model.stream(ask())
+    assert isinstance(items, AsyncGenerator)  # what a user's `async for ... break` closes
+    first = await anext(items)
+    await items.aclose()
+    assert first == TextDelta("A ")
+    assert (await model.respond(ask())).text == "Next answer."
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "streamed"])

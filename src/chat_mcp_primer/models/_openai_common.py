@@ -7,8 +7,9 @@ import base64
 
 from chat_mcp_primer.model import Attachment, ModelLimits, ModelRequest, ToolResult
 
-# "A max of 128 functions are supported" (the `tools` parameter, OpenAI's API reference for Chat Completions
-# and for Responses).
+# "A max of 128 functions are supported": the `tools` parameter in OpenAI's API reference for Chat Completions;
+# the Responses API refuses a longer `tools` array the same way ("array too long ... maximum length 128").
+# Tool names need no more care: the runtime's names already keep to OpenAI's `^[a-zA-Z0-9_-]{1,64}$`.
 OPENAI_LIMITS = ModelLimits(max_tools=128)
 # OpenAI accepts these image types in a request (its vision guide); other attachments are named in text.
 _IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
