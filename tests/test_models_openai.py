@@ -33,7 +33,13 @@ from chat_mcp_primer.model import (
     Usage,
 )
 from chat_mcp_primer.models import OpenAIChatModel, OpenAIResponsesModel
-from chat_mcp_primer.testing import FakeOpenAI, FakeOpenAIAnswer, FakeOpenAIFailure, MockClock
+from chat_mcp_primer.testing import (
+    FakeOpenAI,
+    FakeOpenAIAnswer,
+    FakeOpenAIFailedResponse,
+    FakeOpenAIFailure,
+    MockClock,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -274,6 +280,30 @@ async def test_rate_limited_carries_the_retry_after_hint(model: OpenAIModel, fak
     assert raised.value.retry_after == 2.0
     assert raised.value.provider_message == "Rate limit reached."
     assert len(fake.requests) == 1  # the SDK's retries are the client's (none here), none added
+
+
+@pytest.mark.parametrize(
+    ("failure", "kind"),
+    [
+        (FakeOpenAIFailedResponse("server_error", "The model failed to generate a response."), ModelUnavailableError),
+        (FakeOpenAIFailedResponse("rate_limit_exceeded", "Too many tokens in flight."), ModelRateLimitedError),
+        (FakeOpenAIFailedResponse("invalid_prompt", "The prompt was flagged."), ModelRequestError),
+    ],
+    ids=["server-error", "rate-limited", "invalid-prompt"],
+)
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "streamed"])
+async def test_a_failed_response_raises_like_a_failed_request(
+    fake: FakeOpenAI,
+    client: openai.AsyncOpenAI,
+    failure: FakeOpenAIFailedResponse,
+    kind: type[ModelError],
+    stream: bool,
+) -> None:
+    fake.reply(failure)
+    with pytest.raises(kind) as raised:
+        await answer(OpenAIResponsesModel(client, "gpt-test"), ask(), stream=stream)
+    assert type(raised.value) is kind
+    assert raised.value.provider_message == failure.message
 
 
 class Weather:

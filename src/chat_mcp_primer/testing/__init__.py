@@ -35,7 +35,7 @@ try:
         serve_fake_coder,
     )
     from chat_mcp_primer.testing._fake_openai import FakeOpenAI, FakeOpenAIReply, SeenOpenAIRequest
-    from chat_mcp_primer.testing._fake_openai_wire import FakeOpenAIAnswer, FakeOpenAIFailure
+    from chat_mcp_primer.testing._fake_openai_wire import FakeOpenAIAnswer, FakeOpenAIFailedResponse, FakeOpenAIFailure
     from chat_mcp_primer.testing._floods import Flood
     from chat_mcp_primer.testing._loopback_hosts import loopback_hosts
     from chat_mcp_primer.testing._mcp_server import SeenRequest, ToolDef, WorkspaceMCPServer, echo_tools
@@ -88,4 +88,11 @@ __all__ = [
 ]
 
 # OpenAI's API on loopback.
-__all__ += ["FakeOpenAI", "FakeOpenAIAnswer", "FakeOpenAIFailure", "FakeOpenAIReply", "SeenOpenAIRequest"]
+__all__ += [
+    "FakeOpenAI",
+    "FakeOpenAIAnswer",
+    "FakeOpenAIFailedResponse",
+    "FakeOpenAIFailure",
+    "FakeOpenAIReply",
+    "SeenOpenAIRequest",
+]

@@ -27,15 +27,18 @@ from starlette.routing import Route
 
 from chat_mcp_primer.testing._fake_openai_wire import (
     FakeOpenAIAnswer,
+    FakeOpenAIFailedResponse,
     FakeOpenAIFailure,
     chat_chunks,
     chat_completion,
+    failed_response_events,
+    failed_response_object,
     response_events,
     response_object,
 )
 from chat_mcp_primer.testing._serving import LoopbackServer
 
-FakeOpenAIReply = FakeOpenAIAnswer | FakeOpenAIFailure
+FakeOpenAIReply = FakeOpenAIAnswer | FakeOpenAIFailure | FakeOpenAIFailedResponse
 CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
 RESPONSES_PATH = "/v1/responses"
 # What a request finds when nothing is scripted for it: a 400, which the SDK does not retry, so a test
@@ -85,6 +88,8 @@ class FakeOpenAI:
     def _app(self) -> Starlette:
         async def chat_completions(request: Request) -> Response:
             body, reply = await self._take(request)
+            if isinstance(reply, FakeOpenAIFailedResponse):
+                reply = FakeOpenAIFailure(400, f"{CHAT_COMPLETIONS_PATH} has no failed responses: {reply.message}")
             if isinstance(reply, FakeOpenAIFailure):
                 return _failure(reply)
             number, model = len(self.requests), str(body.get("model", ""))
@@ -98,6 +103,10 @@ class FakeOpenAI:
             if isinstance(reply, FakeOpenAIFailure):
                 return _failure(reply)
             number, model = len(self.requests), str(body.get("model", ""))
+            if isinstance(reply, FakeOpenAIFailedResponse):
+                if body.get("stream"):
+                    return _stream(failed_response_events(reply, model, number))
+                return JSONResponse(failed_response_object(reply, model, number))
             if body.get("stream"):
                 return _stream(response_events(reply, model, number))
             return JSONResponse(response_object(reply, model, number))

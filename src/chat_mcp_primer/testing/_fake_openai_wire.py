@@ -48,8 +48,24 @@ class FakeOpenAIFailure:
         return {"error": {"message": self.message, "type": self.type, "param": None, "code": self.code}}
 
 
+@dataclass(frozen=True, slots=True)
+class FakeOpenAIFailedResponse:
+    """A response the Responses API took and then failed: ``status: "failed"`` with its ``error`` (``code``,
+    ``message``), as JSON or, streamed, ``response.created`` then ``response.failed``. Chat Completions has
+    no such answer: that endpoint answers it with a 400."""
+
+    code: str
+    message: str
+
+
 def pieces(text: str, size: int) -> list[str]:
     return [text[start : start + size] for start in range(0, len(text), size)]
+
+
+def _response_base(model: str, number: int) -> dict[str, Any]:
+    return {"id": f"resp_{number}", "object": "response", "created_at": _CREATED, "model": model, "output": [],
+            "error": None, "incomplete_details": None, "parallel_tool_calls": True, "tool_choice": "auto",
+            "tools": [], "usage": None}  # fmt: skip
 
 
 def sse(data: Mapping[str, Any], event: str | None = None) -> str:
@@ -135,34 +151,38 @@ def _call_item(call: ToolCall, number: int, index: int) -> dict[str, Any]:
 
 
 def response_object(answer: FakeOpenAIAnswer, model: str, number: int, *, done: bool = True) -> dict[str, Any]:
+    if not done:
+        return {**_response_base(model, number), "status": "in_progress"}
     output: list[dict[str, Any]] = []
     if answer.text or answer.refusal:
         output.append(_message_item(answer, number))
     output.extend(_call_item(call, number, index) for index, call in enumerate(answer.tool_calls))
-    status = ("incomplete" if answer.cut_off else "completed") if done else "in_progress"
     total = answer.input_tokens + answer.output_tokens
     return {
-        "id": f"resp_{number}",
-        "object": "response",
-        "created_at": _CREATED,
-        "status": status,
-        "model": model,
-        "output": output if done else [],
-        "error": None,
-        "incomplete_details": {"reason": "max_output_tokens"} if answer.cut_off and done else None,
-        "parallel_tool_calls": True,
-        "tool_choice": "auto",
-        "tools": [],
+        **_response_base(model, number),
+        "status": "incomplete" if answer.cut_off else "completed",
+        "output": output,
+        "incomplete_details": {"reason": "max_output_tokens"} if answer.cut_off else None,
         "usage": {
             "input_tokens": answer.input_tokens,
             "input_tokens_details": {"cached_tokens": 0},
             "output_tokens": answer.output_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": total,
-        }
-        if done
-        else None,
+        },
     }
+
+
+def failed_response_object(failure: FakeOpenAIFailedResponse, model: str, number: int) -> dict[str, Any]:
+    return {**_response_base(model, number), "status": "failed", "error": {"code": failure.code,
+            "message": failure.message}}  # fmt: skip
+
+
+def failed_response_events(failure: FakeOpenAIFailedResponse, model: str, number: int) -> Iterator[str]:
+    created = {**_response_base(model, number), "status": "in_progress"}
+    yield sse({"type": "response.created", "sequence_number": 0, "response": created}, "response.created")
+    failed = failed_response_object(failure, model, number)
+    yield sse({"type": "response.failed", "sequence_number": 1, "response": failed}, "response.failed")
 
 
 def response_events(answer: FakeOpenAIAnswer, model: str, number: int) -> Iterator[str]:
