@@ -25,7 +25,7 @@ _CONTEXT_TOO_LONG_WORDS = ("context length", "context window", "maximum context"
 _RATE_LIMITED_CODE = "rate_limit_exceeded"
 # The codes of a failed response that blame the request (the Responses API reference, `error.code`).
 _REQUEST_ERROR_CODES = frozenset({"invalid_prompt", "invalid_image", "invalid_image_format", "image_too_large"})
-# Anthropic-style overload (529) and any 5xx: the provider's side failed, not the request.
+# From here up (any 5xx, and the 529 "overloaded" some proxies answer) the provider's side failed, not the request.
 _SERVER_FAILURE_STATUS = 500
 
 
