@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import fnmatch
 import importlib.metadata
 import json
 import os
@@ -21,8 +22,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src" / "chat_mcp_primer"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROJECT = PYPROJECT["project"]
-# The optional parts of the package and the extra that installs each; the rest is the library itself.
-EXTRA_OF_PART = {"cli": "cli", "gateway": "cli", "testing": "testing", "pytest_plugin": "testing"}
+# The optional parts of the package and the extra that installs each; the rest is the library itself. A part
+# is a top-level subpackage or module, or a pattern of module paths below one: each model adapter is the
+# part of its own SDK, while `chat_mcp_primer.models` itself imports none.
+EXTRA_OF_PART = {
+    "cli": "cli",
+    "gateway": "cli",
+    "testing": "testing",
+    "pytest_plugin": "testing",
+    "models/_openai*": "openai",
+    "models/_anthropic*": "anthropic",
+}
 # What the program that loads a part provides, so no extra declares it: pytest loads its plugin.
 PROVIDED_BY_HOST = {"pytest_plugin": {"pytest"}}
 
@@ -54,8 +64,13 @@ def own_declared(extra: str | None) -> set[str]:
 
 
 def part_of(path: Path) -> str | None:
-    first = Path(path.relative_to(SOURCE).parts[0]).stem  # a subpackage, or a module of its own
-    return first if first in EXTRA_OF_PART else None
+    module = path.relative_to(SOURCE).with_suffix("").as_posix()  # e.g. "cli/_app", "pytest_plugin"
+    return next((part for part in EXTRA_OF_PART if in_part(module, part)), None)
+
+
+def in_part(module: str, part: str) -> bool:
+    """Whether ``module`` (a path below the package, without ".py") is ``part`` or inside it."""
+    return fnmatch.fnmatchcase(module, part) or fnmatch.fnmatchcase(module, f"{part}/*")
 
 
 def imported_modules(path: Path) -> Iterator[str]:
@@ -213,12 +228,15 @@ BROUGHT_BY_THE_CORE = {"starlette", "uvicorn", "pydantic"}
 # Run in the plain install: imports every module of the library (not the optional parts, nor `__main__`,
 # which would run the command), and prints the modules and the distributions installed.
 IMPORT_THE_LIBRARY = """
-import importlib, importlib.metadata, json, pathlib, chat_mcp_primer
+import fnmatch, importlib, importlib.metadata, json, pathlib, chat_mcp_primer
 root = pathlib.Path(chat_mcp_primer.__file__).parent
 modules = []
 for path in sorted(root.rglob("*.py")):
     parts = path.relative_to(root).with_suffix("").parts
-    if pathlib.Path(parts[0]).stem in OPTIONAL or parts == ("__main__",):
+    module = "/".join(parts)
+    if any(fnmatch.fnmatchcase(module, p) or fnmatch.fnmatchcase(module, p + "/*") for p in OPTIONAL):
+        continue
+    if parts == ("__main__",):
         continue
     modules.append(".".join(("chat_mcp_primer", *parts)).removesuffix(".__init__"))
     importlib.import_module(modules[-1])

@@ -34,6 +34,8 @@ try:
         WorkspaceState,
         serve_fake_coder,
     )
+    from chat_mcp_primer.testing._fake_openai import FakeOpenAI, FakeOpenAIReply, SeenOpenAIRequest
+    from chat_mcp_primer.testing._fake_openai_wire import FakeOpenAIAnswer, FakeOpenAIFailedResponse, FakeOpenAIFailure
     from chat_mcp_primer.testing._floods import Flood
     from chat_mcp_primer.testing._loopback_hosts import loopback_hosts
     from chat_mcp_primer.testing._mcp_server import SeenRequest, ToolDef, WorkspaceMCPServer, echo_tools
@@ -83,4 +85,14 @@ __all__ = [
     "free_port",
     "loopback_hosts",
     "serve_fake_coder",
+]
+
+# OpenAI's API on loopback.
+__all__ += [
+    "FakeOpenAI",
+    "FakeOpenAIAnswer",
+    "FakeOpenAIFailedResponse",
+    "FakeOpenAIFailure",
+    "FakeOpenAIReply",
+    "SeenOpenAIRequest",
 ]
