@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import anthropic
-from anthropic import omit
 from anthropic.types import Message as AnthropicMessage
 from anthropic.types import RawMessageStreamEvent
+from anthropic.types.message_create_params import MessageCreateParamsBase
 
 from chat_mcp_primer.model import (
     ModelAuthenticationError,
@@ -73,15 +73,22 @@ class AnthropicModel:
         # [A-Za-z0-9_-], at most 64 characters, which the runtime's names keep), so the loop offers all.
         return ModelLimits(max_tools=None)
 
+    def _params(self, request: ModelRequest) -> MessageCreateParamsBase:
+        params: MessageCreateParamsBase = {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "messages": message_params(request.messages),
+        }
+        # Left out when empty: the API takes no system prompt and no tools as "none".
+        if system := system_text(request):
+            params["system"] = system
+        if tools := tool_params(request.tools):
+            params["tools"] = tools
+        return params
+
     async def respond(self, request: ModelRequest) -> ModelResponse:
         with _mapped_errors():
-            answer = await self.client.messages.create(
-                model=self.model,
-                max_tokens=self.max_tokens,
-                messages=message_params(request.messages),
-                system=system_text(request) or omit,
-                tools=tool_params(request.tools) or omit,
-            )
+            answer = await self.client.messages.create(**self._params(request))
         return _response(answer)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamItem]:
@@ -89,14 +96,7 @@ class AnthropicModel:
         Closing the iterator early closes the HTTP response, which ends the request."""
         answer = _StreamedAnswer()
         with _mapped_errors():
-            events = await self.client.messages.create(
-                model=self.model,
-                max_tokens=self.max_tokens,
-                messages=message_params(request.messages),
-                system=system_text(request) or omit,
-                tools=tool_params(request.tools) or omit,
-                stream=True,
-            )
+            events = await self.client.messages.create(**self._params(request), stream=True)
             async with events:
                 async for event in events:
                     delta = answer.add(event)
