@@ -4,6 +4,7 @@ API's wire format (JSON answers, streamed events, error bodies). Nothing of the 
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
@@ -168,6 +169,17 @@ async def test_streamed_parallel_tool_calls_are_joined_from_deltas_split_across_
         ToolCall("toolu_3", "clock__now", "{}"),
     )
     assert response.finish_reason is FinishReason.TOOL_CALLS
+
+
+async def test_leaving_a_stream_early_ends_that_request_and_the_client_serves_the_next(
+    fake: FakeAnthropic, model: AnthropicModel
+) -> None:
+    fake.reply(FakeMessage.text("A long answer nobody reads to the end. " * 20), FakeMessage.text("Next."))
+    async with contextlib.aclosing(model.stream(ask())) as items:
+        async for item in items:
+            assert item == TextDelta("A lo")
+            break
+    assert (await model.respond(ask())).text == "Next."
 
 
 async def test_tool_results_go_back_as_one_user_turn_with_text_images_and_errors(

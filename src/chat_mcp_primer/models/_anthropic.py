@@ -69,8 +69,9 @@ class AnthropicModel:
 
     @property
     def limits(self) -> ModelLimits:
-        # The Messages API documents no cap on how many tools a request may offer (only on their names:
-        # [A-Za-z0-9_-], at most 64 characters, which the runtime's names keep), so the loop offers all.
+        # The Messages API reference and its tool-use guide state no cap on how many tools a request may
+        # offer, only one on their names (^[a-zA-Z0-9_-]{1,64}$, which the runtime's names already keep),
+        # so the loop offers every tool.
         return ModelLimits(max_tools=None)
 
     def _params(self, request: ModelRequest) -> MessageCreateParamsBase:
