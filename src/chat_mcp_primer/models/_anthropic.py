@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 
 import anthropic
@@ -92,7 +92,7 @@ class AnthropicModel:
             answer = await self.client.messages.create(**self._params(request))
         return _response(answer)
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamItem]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelStreamItem, None]:
         """The step as a stream of server-sent events: each text delta as it comes, then the whole response.
         Closing the iterator early closes the HTTP response, which ends the request."""
         answer = _StreamedAnswer()
