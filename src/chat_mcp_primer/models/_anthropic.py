@@ -7,10 +7,19 @@ import json
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 
-import anthropic
-from anthropic.types import Message as AnthropicMessage
-from anthropic.types import RawMessageStreamEvent
-from anthropic.types.message_create_params import MessageCreateParamsBase
+from chat_mcp_primer._extras import is_missing_extra, missing_extra_message
+
+try:
+    import anthropic
+    from anthropic.types import Message as AnthropicMessage
+    from anthropic.types import RawMessageStreamEvent
+    from anthropic.types.message_create_params import MessageCreateParamsBase
+except ModuleNotFoundError as missing:  # the anthropic extra is not installed: say so in one line
+    if not is_missing_extra(missing):
+        raise
+    raise ModuleNotFoundError(
+        missing_extra_message("chat_mcp_primer.models.AnthropicModel", "anthropic", missing), name=missing.name
+    ) from None
 
 from chat_mcp_primer.model import (
     ModelAuthenticationError,
