@@ -330,6 +330,7 @@ async def test_an_error_event_in_the_middle_of_a_stream_raises_its_kind(
         await read_to_the_end()
     assert seen == ["Part"]
     assert raised.value.provider_message == "Overloaded"
+    assert raised.value.status is None  # the stream had begun on a 200: no status tells of this error
 
 
 async def test_an_unreachable_api_raises_unavailable() -> None:

@@ -56,6 +56,9 @@ DEFAULT_MAX_TOKENS = 4096
 # "prompt is too long: 215000 tokens > 200000 maximum", or, for some models, in terms of the context window.
 _CONTEXT_TOO_LONG_PHRASES = ("prompt is too long", "context window", "context length")
 
+# HTTP: 4xx the request's fault, 5xx the provider's (529 is the API's "overloaded").
+_FIRST_ERROR_STATUS = 400
+_FIRST_SERVER_ERROR_STATUS = 500
 _AUTHENTICATION_TYPES = frozenset({"authentication_error", "permission_error"})
 _UNAVAILABLE_TYPES = frozenset({"overloaded_error", "api_error", "timeout_error"})
 
@@ -197,20 +200,24 @@ def _mapped_errors() -> Iterator[None]:
         raise _status_error(error) from error
     except anthropic.APIConnectionError as error:  # also its timeouts
         raise ModelUnavailableError(PROVIDER, error.message) from error
+    except anthropic.APIError as error:  # an answer the SDK could not read as the API's
+        raise ModelRequestError(PROVIDER, error.message) from error
 
 
 def _status_error(error: anthropic.APIStatusError) -> ModelError:
-    # An error event in the middle of a stream arrives on a 200 response: its body's type says what it is.
     message = error.api_message or error.message
-    status = error.status_code
+    # An error event in the middle of a stream arrives on a 200 response: no HTTP status tells of it, the
+    # body's error type says what it is.
+    status = error.status_code if error.status_code >= _FIRST_ERROR_STATUS else None
     kind = error.type or ""
     if status in (401, 403) or kind in _AUTHENTICATION_TYPES:
         return ModelAuthenticationError(PROVIDER, message, status=status)
     if status == 429 or kind == "rate_limit_error":
         return ModelRateLimitedError(PROVIDER, message, status=status, retry_after=_retry_after(error))
-    if any(phrase in message.lower() for phrase in _CONTEXT_TOO_LONG_PHRASES):
+    too_long = any(phrase in message.lower() for phrase in _CONTEXT_TOO_LONG_PHRASES)
+    if too_long and (status == 400 or kind == "invalid_request_error"):
         return ModelContextTooLongError(PROVIDER, message, status=status)
-    if status >= 500 or kind in _UNAVAILABLE_TYPES:
+    if (status is not None and status >= _FIRST_SERVER_ERROR_STATUS) or kind in _UNAVAILABLE_TYPES:
         return ModelUnavailableError(PROVIDER, message, status=status)
     return ModelRequestError(PROVIDER, message, status=status)
 
