@@ -188,11 +188,13 @@ def model_from_environment(environ: dict[str, str] | None = None) -> Model:
     provider, _, name = spec.partition(":")
     if provider == "openai" and name:
         import openai
+
         from chat_mcp_primer.models import OpenAIChatModel
 
         return OpenAIChatModel(openai.AsyncOpenAI(), name)
     if provider == "anthropic" and name:
         import anthropic
+
         from chat_mcp_primer.models import AnthropicModel
 
         return AnthropicModel(anthropic.AsyncAnthropic(), name)

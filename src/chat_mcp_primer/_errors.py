@@ -6,6 +6,9 @@ Catch `ChatMcpPrimerError` to handle anything the library reports; the tree, as 
     ├── RuntimeClosedError        the ChatRuntime is closed, or was closed during the turn
     ├── SessionError              a workspace MCP session could not be opened, or was lost
     ├── ToolArgumentError         a model called a built-in tool with arguments it cannot take
+    ├── ModelError                a model's provider refused or failed a request (chat_mcp_primer.model)
+    │   ├── ModelAuthenticationError, ModelRateLimitedError, ModelContextTooLongError
+    │   └── ModelUnavailableError, ModelRequestError
     └── CoderError                any failure talking to Coder (chat_mcp_primer.workspace.coder)
         ├── CoderTransportError, CoderProtocolError, CoderServerError
         ├── CoderAuthError, CoderPermissionError, CoderNotFoundError, CoderWorkspaceDeletedError
@@ -17,7 +20,7 @@ Catch `ChatMcpPrimerError` to handle anything the library reports; the tree, as 
             └── BuildTimeoutError (also a TimeoutError)
 
 A tool's failure during a turn never raises: the model gets it as a tool result. These reach the caller
-of the library's own functions (`CoderClient`, `ChatRuntime.run_turn`).
+of the library's own functions (`CoderClient`, `ChatRuntime.run_turn`) and of the model adapters.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ try:
         EventNotRecordedError,
         EventRecorder,
     )
+    from chat_mcp_primer.testing._fake_anthropic import FakeAnthropic
     from chat_mcp_primer.testing._fake_coder import (
         FakeAgent,
         FakeApp,
@@ -89,6 +90,7 @@ __all__ = [
 
 # OpenAI's API on loopback.
 __all__ += [
+    "FakeAnthropic",
     "FakeOpenAI",
     "FakeOpenAIAnswer",
     "FakeOpenAIFailedResponse",
