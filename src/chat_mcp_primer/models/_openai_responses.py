@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import openai
 from openai.types.responses import (
@@ -70,17 +71,21 @@ class OpenAIResponsesModel:
     def limits(self) -> ModelLimits:
         return OPENAI_LIMITS
 
+    def _arguments(self, request: ModelRequest) -> dict[str, Any]:
+        """What every request of this model sends, streamed or not."""
+        return {
+            "model": self._model,
+            "instructions": system_text(request) or openai.omit,
+            "input": _input(request),
+            "tools": _tools(request) or openai.omit,
+            "temperature": self._temperature if self._temperature is not None else openai.omit,
+            "max_output_tokens": self._max_output_tokens if self._max_output_tokens is not None else openai.omit,
+            "store": self._store,
+        }
+
     async def respond(self, request: ModelRequest) -> ModelResponse:
         try:
-            response = await self._client.responses.create(
-                model=self._model,
-                instructions=system_text(request) or openai.omit,
-                input=_input(request),
-                tools=_tools(request) or openai.omit,
-                temperature=self._temperature if self._temperature is not None else openai.omit,
-                max_output_tokens=self._max_output_tokens if self._max_output_tokens is not None else openai.omit,
-                store=self._store,
-            )
+            response = await self._client.responses.create(**self._arguments(request))
         except openai.APIError as error:
             raise model_error(error) from error
         return _response(response)
@@ -90,16 +95,7 @@ class OpenAIResponsesModel:
         whole response from the final event; leaving early closes the HTTP stream."""
         final: Response | None = None
         try:
-            events = await self._client.responses.create(
-                model=self._model,
-                instructions=system_text(request) or openai.omit,
-                input=_input(request),
-                tools=_tools(request) or openai.omit,
-                temperature=self._temperature if self._temperature is not None else openai.omit,
-                max_output_tokens=self._max_output_tokens if self._max_output_tokens is not None else openai.omit,
-                store=self._store,
-                stream=True,
-            )
+            events = await self._client.responses.create(**self._arguments(request), stream=True)
             async with events:
                 async for event in events:
                     if isinstance(event, ResponseTextDeltaEvent | ResponseRefusalDeltaEvent) and event.delta:
