@@ -21,6 +21,8 @@ from chat_mcp_primer._tasks import TaskGroup, run_in_own_task
 from chat_mcp_primer.clock import Clock, tags
 from chat_mcp_primer.workspace.coder import (
     Action,
+    AgentStatus,
+    JobStatus,
     LifecycleObserver,
     LifecycleOutcome,
     Operation,
@@ -119,8 +121,18 @@ class LongCall(LifecycleObserver):
         if build.transition is Transition.START:
             self._end_early(_POSTED_ACTION[self.operation])
 
+    def build_progress(self, workspace: Workspace, build: WorkspaceBuild) -> None:
+        if build.job.status.active:  # how it ended is the call's answer
+            status = "queued" if build.job.status is JobStatus.PENDING else build.job.status.value
+            self._heard(workspace, build, Phase.BUILD, f"the {_name(build)} of {workspace.name} is {status}")
+
     def agent_selected(self, workspace: Workspace, build: WorkspaceBuild, agent: WorkspaceAgent) -> None:
         self._heard(workspace, build, Phase.AGENT, f"waiting for agent {agent.name} of {workspace.name} to connect")
+
+    def agent_progress(self, workspace: Workspace, agent: WorkspaceAgent) -> None:
+        if agent.status is not AgentStatus.CONNECTED:  # connected: `agent_connected` tells the next phase
+            detail = f"agent {agent.name} of {workspace.name} is {agent.status.value}"
+            self._heard(workspace, self.build, Phase.AGENT, detail)
 
     def agent_connected(self, workspace: Workspace, agent: WorkspaceAgent) -> None:
         detail = f"agent {agent.name} of {workspace.name} connected; waiting for its startup scripts"

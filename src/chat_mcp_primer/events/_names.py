@@ -27,6 +27,12 @@ class EventName(StrEnum):
     TOOL_RESULT_TRUNCATED = "tool.result_truncated"  # a result was cut to the result limits
     MODEL_TOOLS_DROPPED = "model.tools_dropped"  # more tools than the provider accepts: offered, dropped
     CHAT_UPDATED = "chat.updated"  # the chat was bound to a workspace, build or agent
+    # A lifecycle tool's build moved on (first seen, then each change): workspace_id, build_id, transition,
+    # status (the job's: pending is queued, running, canceling, then succeeded, failed or canceled).
+    WORKSPACE_BUILD_PROGRESS = "workspace.build_progress"
+    # The agent a lifecycle tool waits for moved on (first seen, then each change): workspace_id, agent_id,
+    # status (connecting, connected, timeout, disconnected), lifecycle_state (starting: startup scripts run).
+    WORKSPACE_AGENT_PROGRESS = "workspace.agent_progress"
     TOOLS_ADDED = "tools.added"  # workspace tools are offered from the next step: count, names
     PREPARE_WAITING_FOR_PRIMER = "prepare.waiting_for_primer"  # a step is held for its fresh primer
     PREPARE_HOLD_ENDED = "prepare.hold_ended"  # the held step goes on: reason (primer ended, bound, tools listed)

@@ -9,6 +9,7 @@ from chat_mcp_primer.runtime._stream import (
     TurnEvent,
     TurnFinished,
     TurnTextDelta,
+    WorkspacePhase,
     WorkspaceProgress,
     WorkspaceToolsAdded,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "TurnFinished",
     "TurnResult",
     "TurnTextDelta",
+    "WorkspacePhase",
     "WorkspaceProgress",
     "WorkspaceToolsAdded",
     "WorkspaceToolsFactory",

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from chat_mcp_primer._errors import ToolArgumentError
+from chat_mcp_primer.events import EventName
 from chat_mcp_primer.model import ToolResult, ToolSpec, WorkspaceBinding
 from chat_mcp_primer.tools._render import NO_WORKSPACE, Result, render_outcome
 from chat_mcp_primer.tools.descriptions import CHAT, describe
@@ -51,8 +52,9 @@ def chat_spec(name: str, input_schema: Mapping[str, Any] | None = None) -> ToolS
 
 
 class TurnObserver(LifecycleObserver):
-    """Binds the turn to each build and agent the operation settles on, and tells it once the agent's wait
-    ended, whatever the outcome: that notification starts the primer."""
+    """Binds the turn to each build and agent the operation settles on, tells the chat's events how the
+    waited build and agent move on (``workspace.build_progress``, ``workspace.agent_progress``), and tells
+    the turn once the agent's wait ended, whatever the outcome: that notification starts the primer."""
 
     def __init__(self, turn: TurnWorkspace) -> None:
         self._turn = turn
@@ -63,8 +65,26 @@ class TurnObserver(LifecycleObserver):
     def build_posted(self, workspace: Workspace, build: WorkspaceBuild) -> None:
         self._turn.bind(WorkspaceBinding(workspace.id, build_id=build.id))
 
+    def build_progress(self, workspace: Workspace, build: WorkspaceBuild) -> None:
+        self._turn.events.emit(
+            EventName.WORKSPACE_BUILD_PROGRESS,
+            workspace_id=workspace.id,
+            build_id=build.id,
+            transition=build.transition.value,
+            status=build.job.status.value,
+        )
+
     def agent_selected(self, workspace: Workspace, build: WorkspaceBuild, agent: WorkspaceAgent) -> None:
         self._turn.bind(WorkspaceBinding(workspace.id, build_id=build.id, agent_id=agent.id))
+
+    def agent_progress(self, workspace: Workspace, agent: WorkspaceAgent) -> None:
+        self._turn.events.emit(
+            EventName.WORKSPACE_AGENT_PROGRESS,
+            workspace_id=workspace.id,
+            agent_id=agent.id,
+            status=agent.status.value,
+            lifecycle_state=agent.lifecycle_state.value,
+        )
 
     def agent_waited(self, agent: WorkspaceAgent, readiness: AgentReadiness, *, fresh: bool) -> None:
         self._turn.agent_ready(fresh=fresh)

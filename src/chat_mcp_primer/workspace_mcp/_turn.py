@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from chat_mcp_primer._tasks import BackgroundTasks
-from chat_mcp_primer.events import EventName
+from chat_mcp_primer.events import EventName, Events
 from chat_mcp_primer.model import Tool, WorkspaceBinding
 from chat_mcp_primer.workspace import WorkspaceMcpSource
 from chat_mcp_primer.workspace_mcp._bus import Wake, WakeKind
@@ -94,6 +94,11 @@ class TurnWorkspace:
     @property
     def binding(self) -> WorkspaceBinding | None:
         return self._agent.binding
+
+    @property
+    def events(self) -> Events:
+        """The turn's events, each carrying its ``chat_id``: for what its workspace tools tell as they run."""
+        return self._events
 
     @property
     def discovery_done(self) -> bool:

@@ -218,7 +218,7 @@ class CoderLifecycle:
         )
         call.workspace, call.action, call.build = workspace, Action.CREATED, workspace.latest_build
         call.observer.build_posted(workspace, workspace.latest_build)
-        await self._ready(call, await self._finish(workspace.latest_build), fresh=True)
+        await self._ready(call, await self._finish(call, workspace, workspace.latest_build), fresh=True)
 
     async def _reuse(self, call: _Call, workspace_id: str) -> bool:
         """Whether the chat's existing workspace answers the create (see `create`)."""
@@ -328,7 +328,7 @@ class CoderLifecycle:
         call.observer.awaiting_build(workspace, build)
         readiness = self._readiness_for(build)
         with contextlib.suppress(BuildError):
-            await wait_for_build(self.client, build, self.clock, readiness)
+            await wait_for_build(self.client, build, self.clock, readiness, on_progress=self._told(call, workspace))
         workspace = await self.client.workspace(workspace.id)
         call.workspace = workspace
         latest = workspace.latest_build
@@ -346,7 +346,7 @@ class CoderLifecycle:
         build = workspace.latest_build
         call.action, call.build = Action.ALREADY_BUILDING, build
         call.observer.build_joined(workspace, build)
-        await self._ready(call, await self._finish(build), fresh=False)
+        await self._ready(call, await self._finish(call, workspace, build), fresh=False)
 
     async def _build(
         self, call: _Call, workspace: Workspace, transition: Transition, version_id: str | None = None
@@ -361,14 +361,22 @@ class CoderLifecycle:
         if transition is Transition.STOP:
             call.stop_build = build
         call.observer.build_posted(workspace, build)
-        return await self._finish(build)
+        return await self._finish(call, workspace, build)
 
-    async def _finish(self, build: WorkspaceBuild) -> WorkspaceBuild:
+    async def _finish(self, call: _Call, workspace: Workspace, build: WorkspaceBuild) -> WorkspaceBuild:
         """The build once it succeeded; its failure, cancellation or timeout as the operation's failure."""
+        readiness = self._readiness_for(build)
         try:
-            return await wait_for_build(self.client, build, self.clock, self._readiness_for(build))
+            return await wait_for_build(
+                self.client, build, self.clock, readiness, on_progress=self._told(call, workspace)
+            )
         except BuildError as exc:
             raise _Failed(build_failure(exc, build.transition)) from None
+
+    @staticmethod
+    def _told(call: _Call, workspace: Workspace) -> Callable[[WorkspaceBuild], None]:
+        """What tells the observer of a waited build's progress on ``workspace``."""
+        return lambda build: call.observer.build_progress(workspace, build)
 
     async def _ready(self, call: _Call, build: WorkspaceBuild, *, fresh: bool) -> None:
         """Pick the chat's agent in a finished build and wait until it is ready (see `select_agent`)."""
@@ -391,6 +399,7 @@ class CoderLifecycle:
             self.clock,
             self.readiness,
             on_connected=lambda connected: call.observer.agent_connected(workspace, connected),
+            on_progress=lambda seen: call.observer.agent_progress(workspace, seen),
         )
         call.readiness = readiness
         call.observer.agent_waited(agent, readiness, fresh=fresh)

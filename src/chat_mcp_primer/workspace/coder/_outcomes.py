@@ -125,9 +125,11 @@ class LifecycleOutcome:
 class LifecycleObserver(Protocol):
     """Hears an operation's progress as it happens, in this order: ``version_chosen`` (update),
     ``awaiting_build`` (someone else's build, waited for before acting), ``build_joined`` (a start in
-    progress, adopted) or ``build_posted`` (each build the operation made, stop before start),
-    ``agent_selected``, ``agent_connected`` (when it connects, before its startup scripts are waited for),
-    then ``agent_waited`` once the wait for that agent ended, whatever its outcome.
+    progress, adopted) or ``build_posted`` (each build the operation made, stop before start), each build
+    waited for followed by its ``build_progress``; ``agent_selected``, its ``agent_progress``, with
+    ``agent_connected`` (when it connects, before its startup scripts are waited for) right after the
+    progress that shows it connected, then ``agent_waited`` once the wait for that agent ended, whatever
+    its outcome.
 
     Subclass it and override what you need; every method does nothing by default. Methods must not block.
     """
@@ -144,7 +146,19 @@ class LifecycleObserver(Protocol):
     def build_posted(self, workspace: Workspace, build: WorkspaceBuild) -> None:
         return None
 
+    def build_progress(self, workspace: Workspace, build: WorkspaceBuild) -> None:
+        """The waited build's job status (``build.job.status``: pending is queued, then running or
+        canceling, then how it ended) as first seen and each time it changes; a poll that reads the same
+        status, or ``unknown``, says nothing."""
+        return None
+
     def agent_selected(self, workspace: Workspace, build: WorkspaceBuild, agent: WorkspaceAgent) -> None:
+        return None
+
+    def agent_progress(self, workspace: Workspace, agent: WorkspaceAgent) -> None:
+        """The waited agent's ``status`` (connecting, connected, timeout, disconnected) and
+        ``lifecycle_state`` (created, starting: its startup scripts run, ready, or how they failed) as first
+        seen and each time either changes; a probe that reads the same pair says nothing."""
         return None
 
     def agent_connected(self, workspace: Workspace, agent: WorkspaceAgent) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 from chat_mcp_primer.clock import Clock, run_with_timeout, tags
 from chat_mcp_primer.workspace.coder._client import CoderClient
@@ -119,8 +120,39 @@ def select_agent(agents: Sequence[WorkspaceAgent]) -> WorkspaceAgent:
     return marked[0] if marked else roots[0]
 
 
+_Seen = TypeVar("_Seen")
+# What `_Changes` last passed on before it passed on anything: equal to no key.
+_NOTHING_YET = object()
+
+
+class _Changes(Generic[_Seen]):
+    """Passes on to ``hear`` only what differs, by ``key``, from the last thing it passed on: a poll that
+    reads the same state again is no news."""
+
+    __slots__ = ("_hear", "_key", "_last")
+
+    def __init__(self, hear: Callable[[_Seen], None] | None, key: Callable[[_Seen], Hashable]) -> None:
+        self._hear = hear
+        self._key = key
+        self._last: Hashable = _NOTHING_YET
+
+    def __call__(self, seen: _Seen) -> None:
+        if self._hear is None:
+            return
+        key = self._key(seen)
+        if key == self._last:
+            return
+        self._last = key
+        self._hear(seen)
+
+
 async def wait_for_build(
-    client: CoderClient, build: WorkspaceBuild, clock: Clock, settings: ReadinessSettings
+    client: CoderClient,
+    build: WorkspaceBuild,
+    clock: Clock,
+    settings: ReadinessSettings,
+    *,
+    on_progress: Callable[[WorkspaceBuild], None] | None = None,
 ) -> WorkspaceBuild:
     """Poll until the build's job succeeded, and return the finished build.
 
@@ -128,10 +160,17 @@ async def wait_for_build(
     canceled raises `BuildCanceledError`; pending, running and canceling keep waiting, and so does
     unknown (Coder could not tell this time; a later read may);
     ``build_timeout`` raises `BuildTimeoutError`. Every error carries the build id.
+
+    ``on_progress`` hears the build as its status is first seen and each time it changes, the last one
+    included (succeeded, failed or canceled), before the wait returns or raises; ``unknown`` is never told
+    (the last known status still stands). It must not block.
     """
+    told = _Changes(on_progress, lambda seen: seen.job.status)
     deadline = clock.now() + settings.build_timeout
     while True:
         job = build.job
+        if job.status is not JobStatus.UNKNOWN:
+            told(build)
         if job.status is JobStatus.SUCCEEDED:
             return build
         if job.status is JobStatus.FAILED:
@@ -165,10 +204,14 @@ async def wait_for_agent_readiness(
     settings: ReadinessSettings,
     *,
     on_connected: Callable[[WorkspaceAgent], None] | None = None,
+    on_progress: Callable[[WorkspaceAgent], None] | None = None,
 ) -> AgentReadiness:
     """Wait for the agent to connect, then for its startup scripts; `AGENT_READY` when it is ready.
 
-    ``on_connected`` hears the agent as first seen connected, between the two phases; it must not block.
+    ``on_connected`` hears the agent as first seen connected, between the two phases. ``on_progress``
+    hears it as its ``status`` and ``lifecycle_state`` are first seen and each time either changes, the
+    reading that ends the wait included (so the connected reading comes just before ``on_connected``);
+    a read that fails or misses the agent tells nothing. Neither may block.
 
     The two budgets are independent. Phase 1 (online): on exhaustion `AgentState.NOT_CONNECTED` with the
     last reason as ``error``. Phase 2 (lifecycle): ``created``/``starting`` keep waiting, ``ready`` is
@@ -179,6 +222,7 @@ async def wait_for_agent_readiness(
     online_deadline = clock.now() + settings.agent_online_timeout
     last_error = "agent has not connected yet"
     agent: WorkspaceAgent | None = None
+    told = _Changes(on_progress, lambda seen: (seen.status, seen.lifecycle_state))
     while True:
         try:
             build = await run_with_timeout(
@@ -187,9 +231,10 @@ async def wait_for_agent_readiness(
             agent = _agent_in(build, agent_id)
             if agent is None:
                 last_error = "agent is no longer part of the build"
-            elif agent.status is AgentStatus.CONNECTED:
-                break
             else:
+                told(agent)
+                if agent.status is AgentStatus.CONNECTED:
+                    break
                 last_error = f"agent status is {agent.status.value}"
         except _FINAL:
             raise
@@ -221,3 +266,4 @@ async def wait_for_agent_readiness(
         except CoderError:
             continue  # a passing read failure: the lifecycle budget still bounds the wait
         agent = _agent_in(build, agent_id) or agent
+        told(agent)
