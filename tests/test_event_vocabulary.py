@@ -4,6 +4,7 @@ many chats (a chat's events carry its id, a shared session's or listing's carry 
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import anyio
@@ -14,13 +15,20 @@ from chat_mcp_primer.events import AGENT_EVENTS, CHAT_EVENTS, RUNTIME_EVENTS, Ev
 from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
+    FakeCoder,
+    FakeTemplate,
+    FakeVersion,
     InMemoryWorkspaces,
     MockClock,
     ProvisionTool,
+    ScriptedModel,
     WorkspaceMCPServer,
     echo_tools,
+    serve_fake_coder,
 )
 from chat_mcp_primer.testing import call as tool_call
+from chat_mcp_primer.tools import CoderWorkspaces
+from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
 
 pytestmark = pytest.mark.anyio
 
@@ -105,3 +113,35 @@ async def test_two_chats_on_one_agent_each_get_their_own_events_and_shared_ones_
             if e.fields["chat_id"] == chat_id and e.fields["tool"] == "docs__search"
         ]
         assert not searched.fields["is_error"]
+
+
+async def test_a_lifecycle_tools_progress_events_carry_the_chat_and_what_moved_on(clock: MockClock) -> None:
+    fake = FakeCoder(clock, templates=[FakeTemplate("docker", [FakeVersion("v1")], active_version="v1")])
+    events = EventRecorder()
+    create = tool_call("create_workspace", json.dumps({"template_id": fake.template_id("docker"), "name": "dev"}))
+    model = ScriptedModel([ModelResponse(tool_calls=(create,)), ModelResponse(text="done")], clock=clock)
+    with serve_fake_coder(fake) as coder:
+        async with CoderClient(coder.url, coder.token, clock=clock) as client:
+            runtime = ChatRuntime(model, workspaces=CoderWorkspaces(CoderBackend(client)), clock=clock, on_event=events)
+            with anyio.fail_after(GUARD_S):
+                async with clock.autojump(), runtime:
+                    await runtime.run_turn(Chat(id="chat-1", owner="alice"), "set me up")
+        workspace = fake.workspace("dev")
+
+    builds = events.named(EventName.WORKSPACE_BUILD_PROGRESS)
+    agents = events.named(EventName.WORKSPACE_AGENT_PROGRESS)
+    assert {EventName.WORKSPACE_BUILD_PROGRESS, EventName.WORKSPACE_AGENT_PROGRESS} <= CHAT_EVENTS
+    for event in builds + agents:
+        assert (event.fields["chat_id"], event.fields["workspace_id"]) == ("chat-1", workspace["id"])
+    build_id = workspace["latest_build"]["id"]
+    assert [(e.fields["build_id"], e.fields["transition"], e.fields["status"]) for e in builds] == [
+        (build_id, "start", "pending"),
+        (build_id, "start", "running"),
+        (build_id, "start", "succeeded"),
+    ]
+    [agent] = workspace["latest_build"]["resources"][0]["agents"]
+    assert [(e.fields["agent_id"], e.fields["status"], e.fields["lifecycle_state"]) for e in agents] == [
+        (agent["id"], "connecting", "created"),
+        (agent["id"], "connected", "starting"),
+        (agent["id"], "connected", "ready"),
+    ]

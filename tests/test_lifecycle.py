@@ -40,6 +40,7 @@ from chat_mcp_primer.workspace.coder import (
     FailureKind,
     KeyedLocks,
     LifecycleObserver,
+    LifecycleOutcome,
     Operation,
     ReadinessSettings,
     Transition,
@@ -86,6 +87,19 @@ class Heard(LifecycleObserver):
         self.calls.append(("agent_waited", f"{readiness.state.value} {'fresh' if fresh else 'found'}"))
 
 
+class HeardProgress(Heard):
+    """`Heard`, with the progress of the waited builds and agent, and the agent's connection, too."""
+
+    def build_progress(self, workspace: Workspace, build: WorkspaceBuild) -> None:
+        self.calls.append(("build_progress", f"{build.transition.value} {build.job.status.value}"))
+
+    def agent_progress(self, workspace: Workspace, agent: WorkspaceAgent) -> None:
+        self.calls.append(("agent_progress", f"{agent.status.value} {agent.lifecycle_state.value}"))
+
+    def agent_connected(self, workspace: Workspace, agent: WorkspaceAgent) -> None:
+        self.calls.append(("agent_connected", agent.name))
+
+
 @dataclass
 class World:
     clock: MockClock
@@ -129,6 +143,89 @@ async def test_create_builds_and_waits_for_the_agent_telling_the_observer_build_
         assert outcome.agent.name == "main"
         assert outcome.readiness == AgentReadiness(AgentState.READY)
         assert heard.calls == [("build_posted", "start"), ("agent_selected", "main"), ("agent_waited", "ready fresh")]
+
+
+async def create_heard(world: World) -> tuple[LifecycleOutcome, HeardProgress]:
+    """Create workspace "dev" on the docker template's active version, heard by a `HeardProgress`."""
+    heard = HeardProgress()
+    request = CreateRequest(name="dev", template_id=world.fake.template_id("docker"))
+    return await world.lifecycle.create(request, observer=heard), heard
+
+
+async def test_the_observer_hears_each_build_status_and_agent_state_once_as_it_changes_in_order(
+    clock: MockClock,
+) -> None:
+    async with served(clock) as world:
+        outcome, heard = await create_heard(world)
+
+        assert outcome.ok
+        # FakeCoder's default timings against the 2 s polls: the build is read running twice (t = 2, 4) and
+        # the agent starting twice (t = 8, 10), and each is heard once.
+        assert heard.calls == [
+            ("build_posted", "start"),
+            ("build_progress", "start pending"),
+            ("build_progress", "start running"),
+            ("build_progress", "start succeeded"),
+            ("agent_selected", "main"),
+            ("agent_progress", "connecting created"),
+            ("agent_progress", "connected starting"),
+            ("agent_connected", "main"),
+            ("agent_progress", "connected ready"),
+            ("agent_waited", "ready fresh"),
+        ]
+
+
+async def test_the_observer_hears_a_failed_builds_progress_up_to_its_failure(clock: MockClock) -> None:
+    async with served(clock) as world:
+        world.fake.fail_next_build("out of quota", "INSUFFICIENT_QUOTA")
+        outcome, heard = await create_heard(world)
+
+        assert outcome.failure is not None
+        assert outcome.failure.kind is FailureKind.BUILD_FAILED
+        assert heard.calls == [
+            ("build_posted", "start"),
+            ("build_progress", "start pending"),
+            ("build_progress", "start running"),
+            ("build_progress", "start failed"),
+        ]
+
+
+async def test_the_observer_hears_an_agent_that_never_connects_time_out(clock: MockClock) -> None:
+    async with served(clock) as world:
+        world.fake.set_active_version("docker", "silent")
+
+        outcome, heard = await create_heard(world)
+
+        assert outcome.readiness is not None
+        assert outcome.readiness.state is AgentState.NOT_CONNECTED
+        agent_calls = [entry for entry in heard.calls if entry[0].startswith("agent")]
+        assert agent_calls == [
+            ("agent_selected", "main"),
+            ("agent_progress", "connecting created"),
+            ("agent_progress", "timeout created"),  # Coder gave up on it; the wait ran out its own budget
+            ("agent_waited", "not_ready fresh"),
+        ]
+
+
+async def test_a_restart_tells_the_progress_of_its_stop_build_then_of_its_start_build(clock: MockClock) -> None:
+    async with served(clock) as world:
+        world.fake.create_workspace("dev", "docker", state="running")
+        heard = HeardProgress()
+
+        outcome = await world.lifecycle.restart(world.workspace_id("dev"), observer=heard)
+
+        assert outcome.ok
+        builds = [entry for entry in heard.calls if entry[0].startswith("build")]
+        assert builds == [
+            ("build_posted", "stop"),
+            ("build_progress", "stop pending"),
+            ("build_progress", "stop running"),
+            ("build_progress", "stop succeeded"),
+            ("build_posted", "start"),
+            ("build_progress", "start pending"),
+            ("build_progress", "start running"),
+            ("build_progress", "start succeeded"),
+        ]
 
 
 async def test_create_reuses_the_chats_running_workspace_without_a_build(clock: MockClock) -> None:

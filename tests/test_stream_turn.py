@@ -1,7 +1,10 @@
 """Streamed turns: what `ChatRuntime.stream_turn` tells its caller as it happens, in order, and what
-leaving early does. A real MCP server on loopback, the scripted model streaming its text, the fake clock."""
+leaving early does. A real MCP server on loopback, the scripted model streaming its text, the fake clock;
+FakeCoder over loopback for the lifecycle tools' progress."""
 
 from __future__ import annotations
+
+import json
 
 import anyio
 import pytest
@@ -12,32 +15,56 @@ from chat_mcp_primer import (
     ModelResponse,
     StepHeld,
     StepResumed,
+    ToolCall,
     ToolCallFinished,
     ToolCallStarted,
     TurnEvent,
     TurnFinished,
     TurnTextDelta,
     WorkspaceBinding,
+    WorkspacePhase,
     WorkspaceProgress,
     WorkspacesFrom,
     WorkspaceToolsAdded,
 )
 from chat_mcp_primer.testing import (
     EventRecorder,
+    FakeAgent,
+    FakeCoder,
+    FakeTemplate,
+    FakeVersion,
     InMemoryWorkspaces,
     MockClock,
     ProvisionTool,
     ScriptedModel,
     ScriptExhaustedError,
+    ServedFakeCoder,
     WorkspaceMCPServer,
     call,
     echo_tools,
 )
+from chat_mcp_primer.tools import CoderWorkspaces
+from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
 
 pytestmark = pytest.mark.anyio
 
 READY = WorkspaceBinding("ws-1", build_id="build-1", agent_id="agent-1")
 GUARD_S = 10  # a guard against hangs in real time (the server answers from a thread), never an assertion
+# Each step of a start longer than the waits' 2 s polls, so every step is read more than once: queued 3 s,
+# building 10 s, the agent connecting 4 s, its startup scripts 6 s.
+SLOW = FakeVersion(
+    "slow", agents=[FakeAgent(connect_seconds=4.0, startup_seconds=6.0)], queue_seconds=3.0, build_seconds=10.0
+)
+# What a user sees of a start that succeeds, in order, each once.
+A_START = [
+    WorkspacePhase.BOUND_TO_BUILD,
+    WorkspacePhase.BUILD_QUEUED,
+    WorkspacePhase.BUILD_RUNNING,
+    WorkspacePhase.AGENT_FOUND,
+    WorkspacePhase.AGENT_CONNECTING,
+    WorkspacePhase.STARTUP_SCRIPTS,
+    WorkspacePhase.AGENT_READY,
+]
 
 
 @pytest.fixture
@@ -119,3 +146,68 @@ async def test_a_turn_that_fails_raises_when_its_stream_is_left(clock: MockClock
         async with runtime.stream_turn(Chat(id="c", owner="alice"), "hi") as stream:
             assert [event async for event in stream] == []  # it ended without a TurnFinished
     assert raised.group_contains(ScriptExhaustedError)
+
+
+# -- the lifecycle tools' progress, against FakeCoder ----------------------------------------------------
+
+
+@pytest.fixture
+def fake(clock: MockClock) -> FakeCoder:
+    return FakeCoder(clock, templates=[FakeTemplate("docker", [SLOW], active_version="slow")])
+
+
+async def stream_lifecycle_turn(
+    clock: MockClock, coder: ServedFakeCoder, chat: Chat, tool: ToolCall
+) -> list[TurnEvent]:
+    """A turn whose model calls ``tool`` and then answers, streamed; every event it told, in order."""
+    model = ScriptedModel([ModelResponse(tool_calls=(tool,)), ModelResponse(text="Done.")], clock=clock)
+    async with CoderClient(coder.url, coder.token, clock=clock) as client:
+        runtime = ChatRuntime(model, workspaces=CoderWorkspaces(CoderBackend(client)), clock=clock)
+        with anyio.fail_after(GUARD_S):
+            async with clock.autojump(), runtime, runtime.stream_turn(chat, "set me up") as stream:
+                return [event async for event in stream]
+
+
+def told_progress_before(events: list[TurnEvent], finished: ToolCallFinished) -> list[WorkspaceProgress]:
+    """The workspace progress of a turn, having checked it all came before ``finished``."""
+    end = events.index(finished)
+    progress = [(i, event) for i, event in enumerate(events) if isinstance(event, WorkspaceProgress)]
+    assert all(i < end for i, _ in progress)
+    return [event for _, event in progress]
+
+
+@pytest.mark.parametrize("tool", ["create_workspace", "start_workspace"])
+async def test_a_streamed_start_tells_queued_running_connecting_startup_scripts_and_ready_once_each_in_order(
+    clock: MockClock, fake: FakeCoder, coder: ServedFakeCoder, tool: str
+) -> None:
+    if tool == "create_workspace":
+        chat = Chat(id="c", owner="alice")
+        arguments = {"template_id": fake.template_id("docker"), "name": "dev"}
+    else:
+        fake.create_workspace("dev", "docker", state="stopped")
+        chat = Chat(id="c", owner="alice", workspace=WorkspaceBinding(fake.workspace("dev")["id"]))
+        arguments = {}
+
+    events = await stream_lifecycle_turn(clock, coder, chat, call(tool, json.dumps(arguments)))
+
+    progress = told_progress_before(events, ToolCallFinished(tool, is_error=False))
+    assert [event.phase for event in progress] == A_START
+    messages = [event.message for event in progress]
+    assert messages[1:3] == ["build queued", "build running"]
+    assert messages[4:] == ["agent connecting", "running startup scripts", "agent ready"]
+    assert isinstance(events[-1], TurnFinished)
+    assert events[-1].result.text == "Done."
+
+
+async def test_a_streamed_start_whose_build_fails_tells_its_progress_up_to_the_failure(
+    clock: MockClock, fake: FakeCoder, coder: ServedFakeCoder
+) -> None:
+    fake.create_workspace("dev", "docker", state="stopped")
+    fake.fail_next_build("out of quota", "INSUFFICIENT_QUOTA", transition="start")
+    chat = Chat(id="c", owner="alice", workspace=WorkspaceBinding(fake.workspace("dev")["id"]))
+
+    events = await stream_lifecycle_turn(clock, coder, chat, call("start_workspace"))
+
+    progress = told_progress_before(events, ToolCallFinished("start_workspace", is_error=True))
+    assert [event.phase for event in progress] == A_START[:3]  # bound to the build, queued, running
+    assert isinstance(events[-1], TurnFinished)
