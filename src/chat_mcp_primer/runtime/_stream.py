@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chat_mcp_primer.events import Event, EventName
 from chat_mcp_primer.workspace.coder import AgentStatus, JobStatus, LifecycleState, Transition
@@ -58,7 +58,7 @@ class WorkspacePhase(StrEnum):
 @dataclass(frozen=True, slots=True)
 class WorkspaceProgress:
     """A lifecycle tool moved the chat's workspace on (bound to a build, the build queued and running, its
-    agent found, connecting, running its startup scripts, ready), each step told once as it happens.
+    agent found, connecting, running its startup scripts, ready): each change told once, as it happens.
 
     A build or startup scripts that fail are not told here: the tool's result says so, with why.
     """
@@ -153,7 +153,7 @@ def _build_progress(event: Event) -> TurnEvent | None:
 
 
 def _agent_progress(event: Event) -> TurnEvent | None:
-    fields: Mapping[str, Any] = event.fields
+    fields = event.fields
     if fields.get("status") == AgentStatus.CONNECTED:
         found = _CONNECTED_PHASES.get(fields.get("lifecycle_state", ""))
     else:
