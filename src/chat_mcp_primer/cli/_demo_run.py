@@ -71,12 +71,15 @@ MODEL_THINK_S = 0.5
 DELETE_READINESS = ReadinessSettings(build_poll_interval=0.5, build_timeout=600.0)
 # What the user asks, whichever model answers.
 DEMO_PROMPT = "Find out how the primer works."
-# What a real model is told: the scripted model's part, so the two hold the same conversation.
+# What a real model is told: the scripted model's part, so the two hold the same conversation. The name
+# must be the demo's own: the simulator's agent and the deletion at the end find the workspace by it. On a
+# real deployment the workspace's tools may change things, so only a tool that reads is to be called.
 REAL_MODEL_INSTRUCTIONS = (
     "You are the chat-mcp-primer demo. First call create_workspace with template_id {template_id} and name "
     "{workspace_name}, exactly. While the workspace's own tools (named server__tool) are not offered yet, "
-    "call take_notes to keep working. As soon as they are offered, use one of them to answer the user's "
-    "question, then answer in one or two sentences."
+    "call take_notes to keep working. As soon as they are offered, call one that only reads (a search, a "
+    "listing) to answer the user's question, or, if none only reads, name them; then answer in one or two "
+    "sentences."
 )
 SCRIPTED_MODEL_NAME = "scripted"
 

@@ -96,7 +96,7 @@ def demo(
         typer.Option(
             "--patience",
             callback=non_negative_seconds,
-            help="Seconds the model keeps working without the workspace tools.",
+            help="Seconds the scripted model keeps working without the workspace tools (a real one decides itself).",
         ),
     ] = DEFAULT_PATIENCE_S,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
