@@ -8,23 +8,29 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import pytest
 
 from chat_mcp_primer.cli._demo_run import DemoSummary
 from chat_mcp_primer.cli._demo_simulator import DEMO_TEMPLATE
 from chat_mcp_primer.clock import SystemClock
+from chat_mcp_primer.model import ToolCall
 from chat_mcp_primer.testing import (
     FakeAgent,
+    FakeAnthropic,
     FakeCoder,
     FakeMcpServer,
+    FakeOpenAI,
+    FakeOpenAIAnswer,
+    FakeOpenAIFailure,
     FakeTemplate,
     FakeVersion,
     ServedFakeCoder,
     echo_tools,
     free_port,
 )
+from chat_mcp_primer.testing._fake_anthropic import FakeMessage, tool_use_block
 
 # Guards against a hung demo only; the demo itself takes a few seconds of real time.
 DEMO_GUARD_S = 120
@@ -85,8 +91,19 @@ def fake() -> FakeCoder:
     return FakeCoder(SystemClock(), templates=[QUICK_DEMO_TEMPLATE])
 
 
+# The variables the demo's commands may read; each test sets its own.
+FOREIGN_VARIABLES = (
+    "CODER_URL",
+    "CODER_SESSION_TOKEN",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+)
+
+
 def demo_env(**variables: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("CODER_URL", "CODER_SESSION_TOKEN")}
+    clean = {k: v for k, v in os.environ.items() if k not in FOREIGN_VARIABLES}
     return {**clean, **variables}
 
 
@@ -173,3 +190,106 @@ def test_the_json_summary_is_strict_json_even_when_a_number_is_not_finite() -> N
     decoded = json.loads(summary.to_json(), parse_constant=refuse)
     assert (decoded["cold_start_s"], decoded["server_ready_s"], decoded["tools_offered_s"]) == (None, None, None)
     assert decoded["delay_s"] == 0.25
+
+
+# -- with a real model ---------------------------------------------------------------------------------------
+
+OPENAI_KEY = "sk-test-not-a-real-key"
+ANTHROPIC_KEY = "sk-ant-test-not-a-real-key"
+SEARCH_ARGUMENTS = {"q": "how does the primer work"}
+
+
+@pytest.fixture
+def openai_api() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as served:
+        yield served
+
+
+@pytest.fixture
+def anthropic_api() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as served:
+        yield served
+
+
+def create_arguments(fake: FakeCoder) -> dict[str, str]:
+    # The name the model chooses; the demo asks for its own, which a scripted provider cannot know.
+    return {"template_id": fake.template_id(DEMO_TEMPLATE), "name": "dev"}
+
+
+def offered_tools(tools: list[dict[str, object]]) -> set[str]:
+    """The tool names of one request, in either provider's shape."""
+    names = set()
+    for tool in tools:
+        function = tool.get("function", tool)
+        assert isinstance(function, dict)
+        names.add(str(function["name"]))
+    return names
+
+
+def test_demo_with_an_openai_model_holds_the_conversation_through_the_adapter(
+    fake: FakeCoder, coder: ServedFakeCoder, openai_api: FakeOpenAI
+) -> None:
+    openai_api.reply(
+        FakeOpenAIAnswer(tool_calls=(ToolCall("call_1", "create_workspace", json.dumps(create_arguments(fake))),)),
+        FakeOpenAIAnswer(tool_calls=(ToolCall("call_2", "mcp__search", json.dumps(SEARCH_ARGUMENTS)),)),
+        FakeOpenAIAnswer(text="The primer keeps looking for the workspace's tools."),
+    )
+    env = demo_env(CODER_SESSION_TOKEN=coder.token, OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=openai_api.base_url)
+
+    finished = run_demo("--coder-url", coder.url, "--model", "openai:gpt-test", env=env)
+
+    assert finished.returncode == 0, finished.stderr
+    summary = json.loads(finished.stdout)
+    assert summary["ok"] is True
+    assert summary["model"] == "openai:gpt-test"
+    assert summary["message"] == "The primer keeps looking for the workspace's tools."
+    assert summary["first_step_with_workspace_tools"] == 1
+    asked = [seen.body for seen in openai_api.requests]
+    assert len(asked) == 3
+    assert {"create_workspace", "take_notes"} <= offered_tools(asked[0]["tools"])
+    assert "mcp__search" not in offered_tools(asked[0]["tools"])
+    assert "mcp__search" in offered_tools(asked[1]["tools"])  # the workspace's tools, offered to the model
+    assert summary["workspace_name"] in asked[0]["messages"][0]["content"]  # the model was told the demo's part
+    assert fake.mcp_tool_calls("dev") == 1
+    assert OPENAI_KEY not in finished.stderr + finished.stdout
+
+
+def test_demo_with_an_anthropic_model_holds_the_conversation_through_the_adapter(
+    fake: FakeCoder, coder: ServedFakeCoder, anthropic_api: FakeAnthropic
+) -> None:
+    anthropic_api.reply(
+        FakeMessage((tool_use_block("toolu_1", "create_workspace", create_arguments(fake)),), stop_reason="tool_use"),
+        FakeMessage((tool_use_block("toolu_2", "mcp__search", SEARCH_ARGUMENTS),), stop_reason="tool_use"),
+        FakeMessage.text("The primer keeps looking for the workspace's tools."),
+    )
+    env = demo_env(
+        CODER_SESSION_TOKEN=coder.token, ANTHROPIC_API_KEY=ANTHROPIC_KEY, ANTHROPIC_BASE_URL=anthropic_api.base_url
+    )
+
+    finished = run_demo("--coder-url", coder.url, "--model", "anthropic:claude-test", env=env)
+
+    assert finished.returncode == 0, finished.stderr
+    summary = json.loads(finished.stdout)
+    assert (summary["ok"], summary["model"]) == (True, "anthropic:claude-test")
+    assert summary["message"] == "The primer keeps looking for the workspace's tools."
+    asked = [seen.body for seen in anthropic_api.requests]
+    assert len(asked) == 3
+    assert "mcp__search" not in offered_tools(asked[0]["tools"])
+    assert "mcp__search" in offered_tools(asked[1]["tools"])
+    assert fake.mcp_tool_calls("dev") == 1
+    assert ANTHROPIC_KEY not in finished.stderr + finished.stdout
+
+
+def test_demo_with_a_model_that_fails_ends_with_the_providers_reason_in_one_line(
+    coder: ServedFakeCoder, openai_api: FakeOpenAI
+) -> None:
+    openai_api.reply(FakeOpenAIFailure(401, "Incorrect API key provided.", code="invalid_api_key"))
+    env = demo_env(CODER_SESSION_TOKEN=coder.token, OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=openai_api.base_url)
+
+    finished = run_demo("--coder-url", coder.url, "--model", "openai:gpt-test", env=env)
+
+    assert finished.returncode == 1
+    failures = [line for line in finished.stderr.splitlines() if line.startswith("demo failed:")]
+    assert failures == ["demo failed: openai (401): Incorrect API key provided."]
+    assert "Traceback" not in finished.stderr
+    assert finished.stdout == ""

@@ -30,7 +30,12 @@ MALFORMED_URLS = {
     "https://alice:secret@coder.example.com": "must not carry credentials",
 }
 # Usage errors never depend on the shell the tests run in.
-CLEAN_ENV: dict[str, str | None] = {"CODER_URL": None, "CODER_SESSION_TOKEN": None}
+CLEAN_ENV: dict[str, str | None] = {
+    "CODER_URL": None,
+    "CODER_SESSION_TOKEN": None,
+    "OPENAI_API_KEY": None,
+    "ANTHROPIC_API_KEY": None,
+}
 
 
 def invoke(*args: str) -> Result:
@@ -73,8 +78,13 @@ def test_demo_refuses_a_cold_start_that_is_negative_or_not_finite(value: str) ->
         (["demo", "--strategy", "fastest"], "choose one of primed, reference"),
         (["demo", "--coder-url", "http://127.0.0.1:1"], "--coder-url needs a session token"),
         ([*COMMAND_ARGS["update-workspace"], "--coder-url", "http://h", "--stop-timeout", "inf"], "--stop-timeout"),
+        (["demo", "--model", "gpt-4.1-mini"],
+         "Invalid value for '--model': a model is given as provider:model, e.g. openai:gpt-4.1-mini"),
+        (["demo", "--model", "gemini:pro"], "unknown model provider 'gemini' in 'gemini:pro'"),
+        (["demo", "--model", "openai:gpt-4.1-mini"], "openai:gpt-4.1-mini needs an API key: set OPENAI_API_KEY"),
+        (["demo", "--model", "anthropic:claude-sonnet-4-5"], "needs an API key: set ANTHROPIC_API_KEY"),
     ],
-)
+)  # fmt: skip
 def test_other_unusable_values_are_usage_errors(args: list[str], message: str) -> None:
     assert_usage_error(invoke(*args), message)
 

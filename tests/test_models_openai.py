@@ -40,6 +40,7 @@ from chat_mcp_primer.testing import (
     FakeOpenAIFailure,
     MockClock,
 )
+from chat_mcp_primer.testing._fake_openai_wire import FakeOpenAIBrokenStream
 
 pytestmark = pytest.mark.anyio
 
@@ -304,6 +305,39 @@ async def test_a_failed_response_raises_like_a_failed_request(
         await answer(OpenAIResponsesModel(client, "gpt-test"), ask(), stream=stream)
     assert type(raised.value) is kind
     assert raised.value.provider_message == failure.message
+
+
+@pytest.mark.parametrize(
+    ("broken", "kind", "message"),
+    [
+        (FakeOpenAIBrokenStream("It is sun", FakeOpenAIFailure(500, "The server had an error.", "server_error")),
+         ModelUnavailableError, "The server had an error."),
+        (FakeOpenAIBrokenStream("It is sun", FakeOpenAIFailure(429, "Rate limit reached.", code="rate_limit_exceeded")),
+         ModelRateLimitedError, "Rate limit reached."),
+        (FakeOpenAIBrokenStream("It is sun"), ModelUnavailableError, "Connection error."),
+        (FakeOpenAIBrokenStream("It is sun", dropped=False), ModelUnavailableError,
+         "the stream ended before the answer was complete"),
+    ],
+    ids=["error-chunk", "error-chunk-rate-limited", "connection-dropped", "ended-before-finish"],
+)  # fmt: skip
+async def test_a_chat_stream_that_breaks_midway_raises_the_family_after_its_deltas(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI, broken: FakeOpenAIBrokenStream, kind: type[ModelError], message: str
+) -> None:
+    fake.reply(broken, FakeOpenAIAnswer(text="Next answer."))
+    model = OpenAIChatModel(client, "gpt-test")
+    deltas: list[str] = []
+
+    async def read_the_stream() -> None:
+        async for item in model.stream(ask()):
+            assert isinstance(item, TextDelta), "a broken stream must not end with a response"
+            deltas.append(item.text)
+
+    with pytest.raises(kind) as raised:
+        await read_the_stream()
+    assert type(raised.value) is kind
+    assert raised.value.provider_message == message
+    assert "".join(deltas) == "It is sun"  # what the user saw so far
+    assert (await model.respond(ask())).text == "Next answer."  # the client is still usable
 
 
 class Weather:

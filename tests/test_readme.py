@@ -11,10 +11,24 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
+import pytest
 
 from chat_mcp_primer import Chat, ModelResponse
 from chat_mcp_primer.clock import SystemClock
-from chat_mcp_primer.testing import FakeAgent, FakeCoder, FakeTemplate, FakeVersion, ScriptedModel, serve_fake_coder
+from chat_mcp_primer.testing import (
+    FakeAgent,
+    FakeAnthropic,
+    FakeCoder,
+    FakeOpenAI,
+    FakeOpenAIAnswer,
+    FakeTemplate,
+    FakeVersion,
+    LoopbackServer,
+    ScriptedModel,
+    serve_fake_coder,
+)
+from chat_mcp_primer.testing._fake_anthropic import FakeMessage
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 EXAMPLE = re.compile(r"```python\n# README example: (?P<name>[a-z-]+)\n(?P<code>.*?)```", re.DOTALL)
@@ -22,6 +36,10 @@ EXAMPLE = re.compile(r"```python\n# README example: (?P<name>[a-z-]+)\n(?P<code>
 QUICK = FakeVersion("v1", agents=[FakeAgent(connect_seconds=0.01, startup_seconds=0.01)], queue_seconds=0.01)
 # A pytest run in a fresh process: its start-up, imports and a loopback server per backend, on a loaded machine.
 PYTEST_RUN_TIMEOUT_S = 300
+# Guards against a hung request to a served fake, in real time; never assertions.
+GUARD_S = 60
+OPENAI_KEY = "sk-test-not-a-real-key"
+ANTHROPIC_KEY = "sk-ant-test-not-a-real-key"
 
 
 def example_code() -> dict[str, str]:
@@ -41,7 +59,7 @@ def examples() -> dict[str, dict[str, Any]]:
 
 
 def test_readme_has_the_examples_this_file_runs() -> None:
-    assert set(examples()) == {"embedding", "testing"}
+    assert set(examples()) == {"embedding", "testing", "openai", "openai-responses", "anthropic", "web-backend"}
 
 
 def test_embedding_example_runs_a_turn_against_a_coder_deployment() -> None:
@@ -73,3 +91,53 @@ def test_testing_example_passes_pasted_into_a_new_test_file(tmp_path: Path) -> N
     assert run.returncode == 0, run.stdout + run.stderr
     passed = re.findall(r"::(\S+) PASSED", run.stdout)
     assert passed == [f"{tests[0].__name__}[asyncio]", f"{tests[0].__name__}[trio]"]  # on both anyio backends
+
+
+@pytest.mark.parametrize(("name", "function", "path"), [
+    ("openai", "ask_openai", "/v1/chat/completions"),
+    ("openai-responses", "ask_openai_responses", "/v1/responses"),
+])  # fmt: skip
+def test_the_openai_examples_run_a_turn_through_the_sdk_client(name: str, function: str, path: str) -> None:
+    ask: Callable[..., Coroutine[Any, Any, str]] = examples()[name][function]
+    with FakeOpenAI([FakeOpenAIAnswer(text="Paris.")]) as fake:
+        answer = anyio.run(ask, "Capital of France?", fake.base_url, OPENAI_KEY)
+    assert answer == "Paris."
+    [seen] = fake.requests
+    assert (seen.path, seen.body["model"], seen.had_key) == (path, "gpt-4.1-mini", True)
+    assert "Capital of France?" in str(seen.body)
+
+
+def test_the_anthropic_example_streams_the_answer_as_it_is_written() -> None:
+    stream: Callable[..., Coroutine[Any, Any, list[str]]] = examples()["anthropic"]["stream_anthropic"]
+    with FakeAnthropic([FakeMessage.text("Paris, on the Seine.", text_piece=5)]) as fake:
+        pieces = anyio.run(stream, "Capital of France?", fake.base_url, ANTHROPIC_KEY)
+    assert len(pieces) > 1
+    assert "".join(pieces) == "Paris, on the Seine."
+    [seen] = fake.requests
+    assert (seen.body["model"], seen.body["max_tokens"], seen.body["stream"]) == ("claude-sonnet-4-5", 4096, True)
+
+
+def test_the_web_backend_example_serves_a_streamed_turn(tmp_path: Path) -> None:
+    web_backend: Callable[..., Any] = examples()["web-backend"]["web_backend"]
+    fake_coder = FakeCoder(SystemClock(), templates=[FakeTemplate("docker", [QUICK])])
+    with serve_fake_coder(fake_coder) as coder, FakeOpenAI([FakeOpenAIAnswer(text="Hello!")]) as openai_api:
+        env = {
+            "CHAT_MODEL": "openai:gpt-test",
+            "OPENAI_API_KEY": OPENAI_KEY,
+            "OPENAI_BASE_URL": openai_api.base_url,
+            "CODER_URL": coder.url,
+            "CODER_SESSION_TOKEN": coder.token,
+            "CHAT_DB": str(tmp_path / "chats.sqlite3"),
+        }
+        app = web_backend(env)
+        with LoopbackServer(lambda: app) as service:
+
+            async def post() -> httpx.Response:
+                async with httpx.AsyncClient(base_url=service.base_url, timeout=GUARD_S) as browser:
+                    return await browser.post("/chats/c1/messages", json={"text": "Hi"})
+
+            response = anyio.run(post)
+    assert response.status_code == 200
+    assert response.text.rstrip().endswith('event: done\ndata: {"text": "Hello!", "steps": 1}')
+    assert "create_workspace" in str(openai_api.requests[0].body["tools"])
+    assert (tmp_path / "chats.sqlite3").exists()

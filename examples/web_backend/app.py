@@ -9,8 +9,9 @@ client that disconnects cancels its turn; the chat is saved once the turn has fi
 
 Run it with uvicorn (``uvicorn examples.web_backend.app:app_from_environment --factory``); it reads
 ``CODER_URL`` and ``CODER_SESSION_TOKEN`` (the deployment the chats' workspaces live on), ``CHAT_DB`` (the
-SQLite file, default ``chats.sqlite3``) and ``CHAT_MODEL`` (``openai:<model>`` with ``OPENAI_API_KEY`` and
-optionally ``OPENAI_BASE_URL``, or ``anthropic:<model>`` with ``ANTHROPIC_API_KEY``).
+SQLite file, default ``chats.sqlite3``) and ``CHAT_MODEL`` (`ModelSpec`: ``openai:<model>``,
+``openai-responses:<model>`` or ``anthropic:<model>``, with the SDK's ``OPENAI_API_KEY`` and
+``OPENAI_BASE_URL``, or ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import dataclasses
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from chat_mcp_primer import (
     WorkspaceProgress,
     WorkspaceToolsAdded,
 )
+from chat_mcp_primer.models import ModelSpec, ModelSpecError
 
 DEFAULT_DB = "chats.sqlite3"
 # What a user message may hold: a chat message, not an upload.
@@ -104,27 +106,30 @@ def wire(event: TurnEvent) -> bytes:
 
 
 def create_app(
-    model: Model,
+    model: Model | ModelSpec,
     coder_url: str,
     coder_token: str,
     db_path: str | Path = DEFAULT_DB,
     *,
     readiness: ReadinessSettings | None = None,
 ) -> Starlette:
-    """The service: ``model`` answers, chats' workspaces live on the Coder deployment at ``coder_url``
-    (``readiness``: how the workspace tools wait for builds and agents; Coder's chat's by default)."""
+    """The service: ``model`` answers (a `ModelSpec` is opened for the service's life, and its SDK client
+    closed at shutdown), chats' workspaces live on the Coder deployment at ``coder_url`` (``readiness``: how
+    the workspace tools wait for builds and agents; Coder's chat's by default)."""
     store = ChatStore(db_path)
     runtime: ChatRuntime | None = None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal runtime
-        async with CoderClient(coder_url, coder_token) as client:
+        async with AsyncExitStack() as stack:
+            answering = await stack.enter_async_context(model.open()) if isinstance(model, ModelSpec) else model
+            client = await stack.enter_async_context(CoderClient(coder_url, coder_token))
             backend = CoderBackend(client, readiness=readiness or ReadinessSettings())
-            async with ChatRuntime(model, workspaces=CoderWorkspaces(backend)) as shared:
-                runtime = app.state.runtime = shared
-                yield
-                runtime = None
+            shared = await stack.enter_async_context(ChatRuntime(answering, workspaces=CoderWorkspaces(backend)))
+            runtime = app.state.runtime = shared
+            yield
+            runtime = None
 
     async def post_message(request: Request) -> Response:
         try:
@@ -146,7 +151,7 @@ class EventStream(Response):
     `StreamingResponse` notices a disconnect only when it next sends, and a turn may send nothing for
     minutes while a workspace builds: this one listens for it, and cancels the stream (and so the turn)."""
 
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+    def __init__(self, chunks: AsyncGenerator[bytes]) -> None:
         super().__init__()
         # No Content-Length: the body is as long as the turn.
         self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store")]
@@ -168,7 +173,7 @@ class EventStream(Response):
             group.cancel_scope.cancel()
 
 
-async def turn_stream(runtime: ChatRuntime, store: ChatStore, chat: Chat, text: str) -> AsyncIterator[bytes]:
+async def turn_stream(runtime: ChatRuntime, store: ChatStore, chat: Chat, text: str) -> AsyncGenerator[bytes]:
     """The turn's events as SSE; the chat is saved when the turn has finished. A client that goes away ends
     this generator, which leaves `stream_turn` early and so cancels the turn."""
     try:
@@ -181,29 +186,15 @@ async def turn_stream(runtime: ChatRuntime, store: ChatStore, chat: Chat, text: 
         yield sse("error", {"message": str(failed.exceptions[0])})
 
 
-def model_from_environment(environ: dict[str, str] | None = None) -> Model:
-    """``CHAT_MODEL``: ``openai:<model>`` or ``anthropic:<model>``, over the provider's SDK client, which
-    reads its own key and base URL from the environment."""
-    spec = (environ or dict(os.environ)).get("CHAT_MODEL", "")
-    provider, _, name = spec.partition(":")
-    if provider == "openai" and name:
-        import openai
-
-        from chat_mcp_primer.models import OpenAIChatModel
-
-        return OpenAIChatModel(openai.AsyncOpenAI(), name)
-    if provider == "anthropic" and name:
-        import anthropic
-
-        from chat_mcp_primer.models import AnthropicModel
-
-        return AnthropicModel(anthropic.AsyncAnthropic(), name)
-    raise SystemExit("CHAT_MODEL must be openai:<model> or anthropic:<model>")
-
-
-def app_from_environment(make_model: Callable[[], Model] = model_from_environment) -> Starlette:
+def app_from_environment(env: Mapping[str, str] = os.environ) -> Starlette:
+    """The service as configured by ``env`` (see the module's docstring); a setting that is missing or
+    unusable stops it at start-up with one line saying which."""
     try:
-        coder_url, token = os.environ["CODER_URL"], os.environ["CODER_SESSION_TOKEN"]
+        model = ModelSpec.parse(env.get("CHAT_MODEL", ""), env=env)
+    except ModelSpecError as unusable:
+        raise SystemExit(f"CHAT_MODEL: {unusable}") from None
+    try:
+        coder_url, token = env["CODER_URL"], env["CODER_SESSION_TOKEN"]
     except KeyError as missing:
         raise SystemExit(f"{missing.args[0]} is not set") from None
-    return create_app(make_model(), coder_url, token, os.environ.get("CHAT_DB", DEFAULT_DB))
+    return create_app(model, coder_url, token, env.get("CHAT_DB", DEFAULT_DB))

@@ -9,6 +9,7 @@ Catch `ChatMcpPrimerError` to handle anything the library reports; the tree, as 
     ├── ModelError                a model's provider refused or failed a request (chat_mcp_primer.model)
     │   ├── ModelAuthenticationError, ModelRateLimitedError, ModelContextTooLongError
     │   └── ModelUnavailableError, ModelRequestError
+    ├── ModelSpecError            a model spec (openai:<model>) cannot be built (chat_mcp_primer.models; a ValueError)
     └── CoderError                any failure talking to Coder (chat_mcp_primer.workspace.coder)
         ├── CoderTransportError, CoderProtocolError, CoderServerError
         ├── CoderAuthError, CoderPermissionError, CoderNotFoundError, CoderWorkspaceDeletedError

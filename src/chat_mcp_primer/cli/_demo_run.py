@@ -5,7 +5,8 @@ template's agent starts a real MCP server as a separate process with a cold star
 after the agent is ready, as in real deployments. That process dying (its port taken, a crash) ends the
 demo with the reason at once. With ``coder_url`` the same conversation runs against a real Coder
 deployment: checked first (is it Coder, does it take the token), with a workspace of a unique name that is
-deleted at the end unless ``keep``; any workspace MCP tools count.
+deleted at the end unless ``keep``; any workspace MCP tools count. With a ``model`` (`ModelSpec`) a real
+model holds the same conversation instead of the scripted one, told what the script does.
 """
 
 from __future__ import annotations
@@ -24,7 +25,19 @@ import anyio.abc
 from chat_mcp_primer.cli._demo_simulator import DEMO_TEMPLATE, DemoError, SimulatedAgent, Timeline, simulated_deployment
 from chat_mcp_primer.clock import Clock, SystemClock
 from chat_mcp_primer.events import Event
-from chat_mcp_primer.model import Chat, ModelRequest, ModelResponse, ToolCall, ToolResult, ToolSpec
+from chat_mcp_primer.model import (
+    Chat,
+    LimitedModel,
+    Model,
+    ModelError,
+    ModelLimits,
+    ModelRequest,
+    ModelResponse,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+)
+from chat_mcp_primer.models import ModelSpec
 from chat_mcp_primer.runtime import ChatRuntime, TurnResult
 from chat_mcp_primer.testing import (
     free_port,
@@ -56,6 +69,19 @@ MODEL_THINK_S = 0.5
 # Deleting the demo's workspace on a real deployment: a person is watching, so look twice a second, and
 # give a slow deployment's teardown (terraform destroy) the same 10 minutes a build gets.
 DELETE_READINESS = ReadinessSettings(build_poll_interval=0.5, build_timeout=600.0)
+# What the user asks, whichever model answers.
+DEMO_PROMPT = "Find out how the primer works."
+# What a real model is told: the scripted model's part, so the two hold the same conversation. The name
+# must be the demo's own: the simulator's agent and the deletion at the end find the workspace by it. On a
+# real deployment the workspace's tools may change things, so only a tool that reads is to be called.
+REAL_MODEL_INSTRUCTIONS = (
+    "You are the chat-mcp-primer demo. First call create_workspace with template_id {template_id} and name "
+    "{workspace_name}, exactly. While the workspace's own tools (named server__tool) are not offered yet, "
+    "call take_notes to keep working. As soon as they are offered, call one that only reads (a search, a "
+    "listing) to answer the user's question, or, if none only reads, name them; then answer in one or two "
+    "sentences."
+)
+SCRIPTED_MODEL_NAME = "scripted"
 
 
 def unique_workspace_name() -> str:
@@ -76,6 +102,8 @@ class DemoSummary:
     first_step_with_workspace_tools: int | None
     steps: int
     workspace_name: str
+    # Who answered: "scripted", or the spec of the real model (openai:gpt-4.1-mini).
+    model: str = SCRIPTED_MODEL_NAME
 
     def to_json(self) -> str:
         """One JSON object; a number that is not finite is ``null``, so the text is always strict JSON."""
@@ -87,31 +115,46 @@ def _finite_or_none(value: object) -> object:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+class OfferWatch:
+    """When a workspace tool was first offered to the model: a workspace tool is any tool that was not
+    offered at the first step (before there was a workspace)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._builtin: frozenset[str] = frozenset()
+        self.first_offered_step: int | None = None
+        self.first_offered_at: float | None = None
+
+    def workspace_tools(self, request: ModelRequest) -> list[str]:
+        """The workspace tools this step offers, noting the first step that offered any."""
+        if request.step == 0:
+            self._builtin = frozenset(request.tool_names)
+        offered = [name for name in request.tool_names if name not in self._builtin]
+        if offered and self.first_offered_step is None:
+            self.first_offered_step = request.step
+            self.first_offered_at = self._clock.now()
+        return offered
+
+
 class DemoModel:
     """The scripted conversation: create a workspace, keep working, use a workspace tool once offered.
 
-    A workspace tool is any tool that was not offered at the first step (before there was a workspace).
     The simulator's ``docs__search_docs`` is called; on a real deployment the model names the workspace's
     tools instead of calling tools it knows nothing about.
     """
 
-    def __init__(self, clock: Clock, template_id: str, workspace_name: str, patience_s: float) -> None:
+    def __init__(
+        self, clock: Clock, template_id: str, workspace_name: str, patience_s: float, watch: OfferWatch
+    ) -> None:
         self._clock = clock
         self._template_id = template_id
         self._workspace_name = workspace_name
         self._patience_s = patience_s
-        self._builtin: frozenset[str] = frozenset()
+        self._watch = watch
         self._waiting_since: float | None = None
-        self.first_offered_step: int | None = None
-        self.first_offered_at: float | None = None
 
     async def respond(self, request: ModelRequest) -> ModelResponse:
-        if request.step == 0:
-            self._builtin = frozenset(request.tool_names)
-        workspace_tools = [name for name in request.tool_names if name not in self._builtin]
-        if workspace_tools and self.first_offered_step is None:
-            self.first_offered_step = request.step
-            self.first_offered_at = self._clock.now()
+        workspace_tools = self._watch.workspace_tools(request)
         await self._clock.sleep(MODEL_THINK_S, "demo", "model")
         if request.step == 0:
             arguments = {"template_id": self._template_id, "name": self._workspace_name}
@@ -133,6 +176,22 @@ class DemoModel:
         if self._clock.now() - self._waiting_since > self._patience_s:
             return ModelResponse(text="The workspace's tools never appeared; I will use the shell instead.")
         return ModelResponse(tool_calls=(ToolCall(f"call-{request.step}", "take_notes", "{}"),))
+
+
+class WatchedModel:
+    """A real model under an `OfferWatch`; its provider's limits stay in force."""
+
+    def __init__(self, model: Model, watch: OfferWatch) -> None:
+        self._model = model
+        self._watch = watch
+
+    @property
+    def limits(self) -> ModelLimits:
+        return self._model.limits if isinstance(self._model, LimitedModel) else ModelLimits()
+
+    async def respond(self, request: ModelRequest) -> ModelResponse:
+        self._watch.workspace_tools(request)
+        return await self._model.respond(request)
 
 
 class TakeNotes:
@@ -182,13 +241,17 @@ async def run_demo(
     workspace_name: str | None = None,
     keep: bool = False,
     server_port: int | None = None,
+    model: ModelSpec | None = None,
 ) -> DemoSummary:
     """Run the demo and return its summary. ``cold_start_s=None`` simulates a server that never comes up.
+    ``model``: a real model holds the conversation (opened for the demo, told the script's part; it has
+    no ``patience_s``, the turn's step cap bounds it), else the scripted one.
 
     Without ``coder_url`` everything runs on the embedded simulator (``server_port``: where its MCP server
     process listens; default a free port). With ``coder_url`` and ``token`` it runs on that deployment,
     after `check_deployment`; its workspace (``workspace_name``, default `unique_workspace_name`) is
-    deleted at the end, also when the demo fails, unless ``keep``. Raises `DemoError` or `CoderError`.
+    deleted at the end, also when the demo fails, unless ``keep``. Raises `DemoError`, `CoderError` or,
+    from a real model, `ModelError`.
     """
     clock = SystemClock()
     origin = clock.now()
@@ -213,10 +276,17 @@ async def run_demo(
                 f"Coder {deployment.version} at {client.authority} as {deployment.username}",
             )
         template_id = await _template_id(client, template or DEMO_TEMPLATE)
-        model = DemoModel(clock, template_id, name, patience_s)
+        watch = OfferWatch(clock)
+        if model is None:
+            answering: Model = DemoModel(clock, template_id, name, patience_s, watch)
+            instructions = ""
+        else:
+            answering = WatchedModel(await stack.enter_async_context(model.open()), watch)
+            instructions = REAL_MODEL_INSTRUCTIONS.format(template_id=template_id, workspace_name=name)
+            say(clock.now() - origin, "demo", f"model {model.provider}:{model.model}")
         narrator = _Narrator(origin, say)
         try:
-            result = await _run_turn(client, clock, model, narrator, primer, simulated_agent, origin)
+            result = await _run_turn(client, clock, answering, instructions, narrator, primer, simulated_agent, origin)
         except Exception:
             if simulated_agent is None and not keep:
                 await _delete_workspace(client, name, clock, origin, say, quiet=True)
@@ -226,9 +296,9 @@ async def run_demo(
 
     ready_at = simulated_agent.server_ready_at if simulated_agent is not None else None
     server_ready = None if ready_at is None else ready_at - origin
-    offered = None if model.first_offered_at is None else model.first_offered_at - origin
+    offered = None if watch.first_offered_at is None else watch.first_offered_at - origin
     delay = None if offered is None or server_ready is None else offered - server_ready
-    ok = model.first_offered_step is not None
+    ok = watch.first_offered_step is not None
     return DemoSummary(
         ok=ok,
         strategy=primer.strategy,
@@ -238,9 +308,10 @@ async def run_demo(
         tools_offered_s=offered,
         delay_s=delay,
         primer_attempts=narrator.primer_attempts,
-        first_step_with_workspace_tools=model.first_offered_step,
+        first_step_with_workspace_tools=watch.first_offered_step,
         steps=result.steps,
         workspace_name=name,
+        model=SCRIPTED_MODEL_NAME if model is None else f"{model.provider}:{model.model}",
     )
 
 
@@ -258,7 +329,8 @@ async def _template_id(client: CoderClient, wanted: str) -> str:
 async def _run_turn(
     client: CoderClient,
     clock: Clock,
-    model: DemoModel,
+    model: Model,
+    instructions: str,
     narrator: _Narrator,
     primer: PrimerSettings,
     simulated_agent: SimulatedAgent | None,
@@ -269,6 +341,7 @@ async def _run_turn(
         model,
         workspaces=CoderWorkspaces(backend),
         tools=[TakeNotes()],
+        instructions=instructions,
         clock=clock,
         primer=primer,
         on_event=narrator,
@@ -278,11 +351,20 @@ async def _run_turn(
             if simulated_agent is not None:
                 group.start_soon(simulated_agent.run, origin)
             async with runtime:
-                result = await runtime.run_turn(Chat(id="demo", owner="demo"), "Find out how the primer works.")
+                result = await runtime.run_turn(Chat(id="demo", owner="demo"), DEMO_PROMPT)
             group.cancel_scope.cancel()
-    except* DemoError as failures:
-        raise failures.exceptions[0] from None
+    except* (DemoError, ModelError) as failures:
+        raise _first_failure(failures) from None
     return result
+
+
+def _first_failure(failures: BaseExceptionGroup[DemoError | ModelError]) -> DemoError | ModelError:
+    """The first of the failures, out of however many groups the task groups wrapped it in."""
+    first: BaseException = failures
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    assert isinstance(first, DemoError | ModelError)
+    return first
 
 
 async def _delete_workspace(

@@ -18,6 +18,8 @@ from chat_mcp_primer.cli._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Lo
 from chat_mcp_primer.cli._demo_run import DemoSummary, run_demo, unique_workspace_name
 from chat_mcp_primer.cli._demo_simulator import DemoError
 from chat_mcp_primer.cli._options import non_negative_seconds, parse_coder_url, positive_seconds
+from chat_mcp_primer.model import ModelError
+from chat_mcp_primer.models import MODEL_PROVIDERS, ModelSpec, ModelSpecError
 from chat_mcp_primer.workspace.coder import CoderError
 from chat_mcp_primer.workspace_mcp import PrimerSettings, Strategy
 
@@ -53,6 +55,16 @@ def _render_summary(console: Console, summary: DemoSummary) -> None:
     console.print(table)
 
 
+def _model_spec(value: str | None) -> ModelSpec | None:
+    """``--model``, checked before anything runs: a bad spec, a missing key or extra is a usage error."""
+    if value is None:
+        return None
+    try:
+        return ModelSpec.parse(value)
+    except ModelSpecError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--model'") from None
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
 
@@ -84,7 +96,7 @@ def demo(
         typer.Option(
             "--patience",
             callback=non_negative_seconds,
-            help="Seconds the model keeps working without the workspace tools.",
+            help="Seconds the scripted model keeps working without the workspace tools (a real one decides itself).",
         ),
     ] = DEFAULT_PATIENCE_S,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
@@ -113,6 +125,19 @@ def demo(
             help="Simulator: the port of the workspace MCP server process (default: a free one).",
         ),
     ] = None,
+    model_spec: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            metavar="PROVIDER:MODEL",
+            show_default=False,
+            help=(
+                f"Hold the conversation with a real model ({', '.join(p + ':<model>' for p in MODEL_PROVIDERS)}) "
+                "instead of the scripted one; keys and base URLs from OPENAI_API_KEY and OPENAI_BASE_URL, or "
+                "ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL."
+            ),
+        ),
+    ] = None,
     log_level: Annotated[
         LogLevel,
         typer.Option("--log-level", case_sensitive=False, help="Library events at this level and above go to stderr."),
@@ -121,8 +146,9 @@ def demo(
     """Run a scripted chat that creates a workspace and uses its MCP tools as soon as they are offered.
 
     On the embedded simulator unless --coder-url is given; there, the workspace gets a unique name and is
-    deleted at the end unless --keep. Exit status: 0 the tools were offered and used; 1 they never were,
-    or the demo failed (the reason printed); 2 usage error; 130 interrupted.
+    deleted at the end unless --keep. With --model a real model holds the same conversation. Exit status:
+    0 the tools were offered; 1 they never were, or the demo failed (the reason printed, a model's
+    error among them); 2 usage error; 130 interrupted.
     """
     if strategy not in STRATEGIES:
         raise typer.BadParameter(f"choose one of {', '.join(STRATEGIES)}", param_hint="--strategy")
@@ -130,6 +156,7 @@ def demo(
         raise typer.BadParameter(
             f"--coder-url needs a session token: pass --token or set {CODER_TOKEN_ENV}", param_hint="'--token'"
         )
+    model = _model_spec(model_spec)
     configure_logging(log_level)
     console = Console(stderr=json_output)
     workspace_name = unique_workspace_name()
@@ -151,6 +178,7 @@ def demo(
                 workspace_name=workspace_name,
                 keep=keep,
                 server_port=server_port,
+                model=model,
             )
         )
     except KeyboardInterrupt:
@@ -159,7 +187,7 @@ def demo(
                 f"Interrupted: the demo's workspace {workspace_name}, if it was created, stays in Coder.", err=True
             )
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except (CoderError, DemoError) as exc:
+    except (CoderError, DemoError, ModelError) as exc:
         # One plain line on stderr: rich would wrap a long reason at the console's width.
         typer.echo(f"demo failed: {exc}", err=True)
         raise typer.Exit(EXIT_FAILURE) from None

@@ -5,8 +5,9 @@
 - `AnthropicModel` (Messages): ``pip install 'chat-mcp-primer[anthropic]'``.
 
 Each is built from the user's own SDK client, so keys, base URLs, retries and proxies stay the SDK's.
-Importing this package needs neither SDK: a class is imported when first used, and a missing SDK says in
-one line which extra to install.
+`ModelSpec` opens one from a string such as ``openai:gpt-4.1-mini`` and the SDK's environment variables,
+for configuration kept in the environment or on a command line. Importing this package needs
+neither SDK: a class is imported when first used, and a missing SDK says in one line which extra to install.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from chat_mcp_primer._extras import is_missing_extra, missing_extra_message
+from chat_mcp_primer.models._spec import MODEL_PROVIDERS, ModelSpec, ModelSpecError
 
 if TYPE_CHECKING:
     from chat_mcp_primer.models._anthropic import AnthropicModel
@@ -28,7 +30,14 @@ _HOME_OF = {
     "AnthropicModel": ("chat_mcp_primer.models._anthropic", "anthropic"),
 }
 
-__all__ = ["AnthropicModel", "OpenAIChatModel", "OpenAIResponsesModel"]
+__all__ = [
+    "MODEL_PROVIDERS",
+    "AnthropicModel",
+    "ModelSpec",
+    "ModelSpecError",
+    "OpenAIChatModel",
+    "OpenAIResponsesModel",
+]
 
 
 def __getattr__(name: str) -> object:

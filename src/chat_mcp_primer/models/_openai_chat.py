@@ -23,13 +23,14 @@ from chat_mcp_primer.model import (
     ModelRequest,
     ModelResponse,
     ModelStreamItem,
+    ModelUnavailableError,
     Role,
     TextDelta,
     ToolCall,
     Usage,
 )
 from chat_mcp_primer.models._openai_common import OPENAI_LIMITS, data_url, is_image, result_text, system_text
-from chat_mcp_primer.models._openai_errors import model_error
+from chat_mcp_primer.models._openai_errors import PROVIDER, model_error
 
 _FINISH_REASONS = {
     "stop": FinishReason.END_TURN,
@@ -83,7 +84,9 @@ class OpenAIChatModel:
         return _response(completion)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamItem]:
-        """Text deltas as they come, then the whole response; leaving early closes the HTTP stream."""
+        """Text deltas as they come, then the whole response; leaving early closes the HTTP stream. A stream
+        that breaks (an error chunk, a dropped connection, an end before the finish chunk) raises the
+        `ModelError` family, after the deltas that did arrive."""
         answer = _StreamedAnswer()
         try:
             chunks = await self._client.chat.completions.create(
@@ -101,6 +104,10 @@ class OpenAIChatModel:
                         yield TextDelta(text)
         except openai.APIError as error:
             raise model_error(error) from error
+        if answer.finish_reason is None:
+            # Every complete stream names why it finished; one that ends without (a proxy or server that
+            # gave up mid-answer) holds part of an answer, which must not pass for the whole.
+            raise ModelUnavailableError(PROVIDER, "the stream ended before the answer was complete")
         yield answer.response()
 
 

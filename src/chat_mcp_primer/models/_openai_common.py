@@ -7,10 +7,18 @@ import base64
 
 from chat_mcp_primer.model import Attachment, ModelLimits, ModelRequest, ToolResult
 
-# "A max of 128 functions are supported": the `tools` parameter in OpenAI's API reference for Chat Completions;
-# the Responses API refuses a longer `tools` array the same way ("array too long ... maximum length 128").
+# Chat Completions: "A max of 128 functions are supported", the `tools` parameter in OpenAI's API reference
+# (and its OpenAPI spec); a longer array is refused with a 400 `array_above_max_length` ("Invalid 'tools':
+# array too long. Expected an array with maximum length 128").
 # Tool names need no more care: the runtime's names already keep to OpenAI's `^[a-zA-Z0-9_-]{1,64}$`.
 OPENAI_LIMITS = ModelLimits(max_tools=128)
+# The Responses API: its reference documents no maximum for the `tools` array (neither the API reference
+# nor the SDK's generated docstring of `tools` names one), and the 128 above is stated for Chat Completions
+# only. We keep 128 until OpenAI states a number: both APIs front the same function calling, and the two
+# ways of being wrong are not alike: a limit below the real one drops tools in plain sight
+# (`model.tools_dropped`, the turn goes on), a limit above it fails the whole step with a 400. A user who
+# knows better passes `OpenAIResponsesModel(limits=...)`.
+OPENAI_RESPONSES_LIMITS = OPENAI_LIMITS
 # OpenAI accepts these image types in a request (its vision guide); other attachments are named in text.
 _IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 

@@ -34,7 +34,7 @@ from chat_mcp_primer.model import (
     ToolCall,
     Usage,
 )
-from chat_mcp_primer.models._openai_common import OPENAI_LIMITS, data_url, is_image, result_text, system_text
+from chat_mcp_primer.models._openai_common import OPENAI_RESPONSES_LIMITS, data_url, is_image, result_text, system_text
 from chat_mcp_primer.models._openai_errors import PROVIDER, failure_error, model_error
 
 # Why an incomplete response stopped, in the seam's words.
@@ -60,16 +60,20 @@ class OpenAIResponsesModel:
         temperature: float | None = None,
         max_output_tokens: int | None = None,
         store: bool = False,
+        limits: ModelLimits = OPENAI_RESPONSES_LIMITS,
     ) -> None:
         self._client = client
         self._model = model
         self._temperature = temperature
         self._max_output_tokens = max_output_tokens
         self._store = store
+        self._limits = limits
 
     @property
     def limits(self) -> ModelLimits:
-        return OPENAI_LIMITS
+        """128 tools by default: OpenAI documents no limit for the Responses API's `tools` and states 128 for
+        Chat Completions (see `OPENAI_RESPONSES_LIMITS`); pass ``limits=`` to state another."""
+        return self._limits
 
     def _arguments(self, request: ModelRequest) -> dict[str, Any]:
         """What every request of this model sends, streamed or not."""

@@ -27,8 +27,10 @@ from starlette.routing import Route
 
 from chat_mcp_primer.testing._fake_openai_wire import (
     FakeOpenAIAnswer,
+    FakeOpenAIBrokenStream,
     FakeOpenAIFailedResponse,
     FakeOpenAIFailure,
+    broken_chat_chunks,
     chat_chunks,
     chat_completion,
     failed_response_events,
@@ -38,7 +40,7 @@ from chat_mcp_primer.testing._fake_openai_wire import (
 )
 from chat_mcp_primer.testing._serving import LoopbackServer
 
-FakeOpenAIReply = FakeOpenAIAnswer | FakeOpenAIFailure | FakeOpenAIFailedResponse
+FakeOpenAIReply = FakeOpenAIAnswer | FakeOpenAIFailure | FakeOpenAIFailedResponse | FakeOpenAIBrokenStream
 CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
 RESPONSES_PATH = "/v1/responses"
 # What a request finds when nothing is scripted for it: a 400, which the SDK does not retry, so a test
@@ -90,9 +92,13 @@ class FakeOpenAI:
             body, reply = await self._take(request)
             if isinstance(reply, FakeOpenAIFailedResponse):
                 reply = FakeOpenAIFailure(400, f"{CHAT_COMPLETIONS_PATH} has no failed responses: {reply.message}")
+            if isinstance(reply, FakeOpenAIBrokenStream) and not body.get("stream"):
+                reply = FakeOpenAIFailure(400, "a broken stream was scripted for a request that does not stream")
             if isinstance(reply, FakeOpenAIFailure):
                 return _failure(reply)
             number, model = len(self.requests), str(body.get("model", ""))
+            if isinstance(reply, FakeOpenAIBrokenStream):
+                return _stream(broken_chat_chunks(reply, model, number))
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 return _stream(chat_chunks(reply, model, number, include_usage=include_usage))
@@ -100,6 +106,8 @@ class FakeOpenAI:
 
         async def responses(request: Request) -> Response:
             body, reply = await self._take(request)
+            if isinstance(reply, FakeOpenAIBrokenStream):
+                reply = FakeOpenAIFailure(400, f"{RESPONSES_PATH} has no broken streams, only {CHAT_COMPLETIONS_PATH}")
             if isinstance(reply, FakeOpenAIFailure):
                 return _failure(reply)
             number, model = len(self.requests), str(body.get("model", ""))

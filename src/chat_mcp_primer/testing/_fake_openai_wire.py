@@ -58,6 +58,24 @@ class FakeOpenAIFailedResponse:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class FakeOpenAIBrokenStream:
+    """A Chat Completions stream that breaks after the pieces of ``text``, before its finish chunk and
+    ``[DONE]``: with an ``error`` chunk (``data: {"error": {...}}``, as OpenAI reports a failure met
+    mid-stream) when ``error`` is given; else with its connection ``dropped`` (the response aborted
+    mid-body), or, not ``dropped``, with the body simply ending there, as a proxy that gave up would leave
+    it. Only ``/v1/chat/completions`` streams it; a request that does not stream gets a 400."""
+
+    text: str = ""
+    error: FakeOpenAIFailure | None = None
+    dropped: bool = True
+    piece_chars: int = DEFAULT_PIECE_CHARS
+
+
+class FakeOpenAIConnectionDropped(Exception):
+    """Raised inside the fake's stream to drop its connection mid-body: the server aborts the response."""
+
+
 def pieces(text: str, size: int) -> list[str]:
     return [text[start : start + size] for start in range(0, len(text), size)]
 
@@ -109,8 +127,7 @@ def chat_chunks(answer: FakeOpenAIAnswer, model: str, number: int, *, include_us
     argument pieces, the finish chunk, the usage chunk (no choices) when asked for, then ``[DONE]``."""
 
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> str:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return sse(_chat_chunk(model, number, [choice]))
+        return sse(_chat_chunk(model, number, [_chat_choice(delta, finish_reason)]))
 
     yield chunk({"role": "assistant", "content": ""})
     for piece in pieces(answer.text, answer.piece_chars):
@@ -126,6 +143,21 @@ def chat_chunks(answer: FakeOpenAIAnswer, model: str, number: int, *, include_us
     if include_usage:
         yield sse({**_chat_chunk(model, number, []), "usage": _chat_usage(answer)})
     yield "data: [DONE]\n\n"
+
+
+def broken_chat_chunks(broken: FakeOpenAIBrokenStream, model: str, number: int) -> Iterator[str]:
+    """The role chunk and the text pieces, then the error chunk, a dropped connection, or nothing more."""
+    yield sse(_chat_chunk(model, number, [_chat_choice({"role": "assistant", "content": ""})]))
+    for piece in pieces(broken.text, broken.piece_chars):
+        yield sse(_chat_chunk(model, number, [_chat_choice({"content": piece})]))
+    if broken.error is not None:
+        yield sse(broken.error.body())
+    elif broken.dropped:
+        raise FakeOpenAIConnectionDropped("FakeOpenAI drops the stream's connection, as scripted")
+
+
+def _chat_choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
 
 def _chat_chunk(model: str, number: int, choices: list[dict[str, Any]]) -> dict[str, Any]:
