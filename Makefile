@@ -18,7 +18,7 @@ python_ok = $(shell $(PYTHON) -c 'import sys; sys.exit(sys.version_info < ($(sub
 check_python = $(if $(python_ok),,$(error chat-mcp-primer needs Python $(MIN_PYTHON) or later: $(PYTHON) is \
 	$(or $(PYTHON_VERSION),not a working Python) (run make with PYTHON=python$(MIN_PYTHON) or later)))
 
-.PHONY: test lint typecheck layers pytest demo bench soak lock clean venv-python-changed
+.PHONY: test lint typecheck layers pytest demo bench soak lock clean venv-python-changed redis-server
 
 # A .venv made by another Python than $(PYTHON) (an older one, or another 3.x) is made again.
 $(STAMP): pyproject.toml constraints.txt $(if $(VENV_STALE),venv-python-changed)
@@ -43,13 +43,28 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+pytest: $(STAMP) redis-server
 	$(BIN)/pytest -q
+
+# The replica tests and benchmark run a real redis-server. When it is missing it is installed with the system's
+# package manager where that can be done (as root on Debian, as in CI); anywhere else one line says how.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing redis-server (the replica tests need it)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q redis-server >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; }; \
+	    command -v redis-server >/dev/null 2>&1 || { echo "apt-get could not install redis-server" >&2; exit 1; }; \
+	  else \
+	    echo "the replica tests need redis-server: install it (apt-get install redis-server, brew install redis) and run make again" >&2; \
+	    exit 1; \
+	  fi; }
 
 demo: $(STAMP)
 	$(BIN)/chat-mcp-primer demo
 
-bench: $(STAMP)
+bench: $(STAMP) redis-server
 	$(BIN)/python -m benchmarks
 
 # 500 turns with random faults; fails if a turn fails or anything (sessions, fds, tasks, memory) grew.

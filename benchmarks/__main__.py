@@ -18,7 +18,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import fanout, gateway, prepare_tools, shutdown, time_to_tools
+from benchmarks import fanout, gateway, prepare_tools, replicas, shutdown, time_to_tools
 from benchmarks._common import Section
 
 BENCHMARKS: dict[str, Callable[[bool], Section]] = {
@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, Callable[[bool], Section]] = {
     "fanout": fanout.run,
     "shutdown": shutdown.run,
     "gateway": gateway.run,
+    "replicas": replicas.run,
 }
 
 

@@ -13,6 +13,7 @@ from chat_mcp_primer.testing import (
     FakeCoder,
     InMemoryWorkspaces,
     MockClock,
+    RedisServer,
     ServedFakeCoder,
     serve_fake_coder,
 )
@@ -64,3 +65,10 @@ def make_turn(
         return own_hub_turn(workspaces, cache, clock, event_log, binding, **settings)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the session's tests of the shared cache (each flushes it first)."""
+    with RedisServer() as server:
+        yield server

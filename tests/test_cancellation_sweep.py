@@ -31,8 +31,10 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+import redis.asyncio
 import sniffio
 from mcp import Client
+from tests._turns import new_hub, shared_turn
 
 import chat_mcp_primer
 from chat_mcp_primer import Chat, ChatRuntime, ModelResponse, ToolResult, ToolSpec
@@ -40,6 +42,7 @@ from chat_mcp_primer.cli.serve_mcp import WorkspaceLifecycle, build_server
 from chat_mcp_primer.clock import tags as clock_tags
 from chat_mcp_primer.gateway import Gateway, Phase
 from chat_mcp_primer.model import WorkspaceBinding
+from chat_mcp_primer.redis import RedisCacheSettings, RedisToolCache
 from chat_mcp_primer.runtime import WorkspacesFrom
 from chat_mcp_primer.testing import (
     EventRecorder,
@@ -51,6 +54,7 @@ from chat_mcp_primer.testing import (
     InMemoryWorkspaces,
     MockClock,
     ProvisionTool,
+    RedisServer,
     ScriptedModel,
     ServedFakeCoder,
     WorkspaceMCPServer,
@@ -62,6 +66,7 @@ from chat_mcp_primer.tools import CoderWorkspaces
 from chat_mcp_primer.workspace import McpEndpoint
 from chat_mcp_primer.workspace.coder import CoderBackend, CoderClient
 from chat_mcp_primer.workspace_mcp import CacheKey, MemoryToolCache, PrimerSettings, RemoteTool
+from chat_mcp_primer.workspace_mcp._hub import WorkspaceMcpHub
 
 pytestmark = pytest.mark.anyio
 
@@ -693,6 +698,111 @@ async def test_cancelling_the_gateway_at_any_wait_leaves_nothing_behind(
     sweep.report()
 
 
+# -- scenario 5: two replicas on a shared cache in Redis, one listing for both ------------------------
+
+
+@dataclass
+class ReplicasWorld:
+    """Two replicas (each its own `RedisToolCache` and hub, on one Redis) each run a chat's first step on a
+    workspace whose server holds its listing until the listing's bound: one replica lists under a lease it
+    renews, the other waits for it. First, the replicas' subscriptions are cut, so each feed reconnects."""
+
+    clock: MockClock
+    redis_url: str
+    workspaces: InMemoryWorkspaces
+    server: WorkspaceMCPServer
+
+    async def serve_once(self) -> str:
+        clients = [redis.asyncio.Redis.from_url(self.redis_url) for _ in range(2)]
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                hubs, heard = [], [EventRecorder(), EventRecorder()]
+                for client, recorder in zip(clients, heard, strict=True):
+                    cache = await stack.enter_async_context(
+                        RedisToolCache(client, scope="sweep", clock=self.clock, settings=SWEEP_REDIS)
+                    )
+                    hub = new_hub(cache, self.clock, recorder, discovery_timeout=SWEEP_LISTING_BOUND)
+                    hubs.append(await stack.enter_async_context(hub))
+                await clients[0].client_kill_filter(_type="pubsub")
+                for recorder in heard:  # each feed lost its subscription, and pauses before it subscribes again
+                    await recorder.wait_for("cache.unavailable", within=None)
+                offered: list[int] = []
+
+                async def first_step(hub: WorkspaceMcpHub, chat_id: str) -> None:
+                    async with shared_turn(hub, self.workspaces, chat_id, READY) as turn:
+                        offered.append(len(await turn.prepare_tools([]) or ()))
+
+                async with anyio.create_task_group() as group:
+                    for number, hub in enumerate(hubs):
+                        group.start_soon(first_step, hub, f"chat-{number}")
+            return "ok" if offered == [0, 0] else f"offered {offered}"
+        finally:
+            with anyio.CancelScope(shield=True):
+                for client in clients:
+                    await client.aclose()
+
+    def autojump(self) -> AbstractAsyncContextManager[None]:
+        # The held listing's bound, a lease's renewals and a waiting replica's looks end by time alone.
+        timed = (clock_tags.MCP_LIST, clock_tags.CACHE_LEASE)
+        return self.clock.autojump(expire=lambda tags: any(set(wait) <= set(tags) for wait in timed))
+
+    async def record_waits(self) -> list[Tags]:
+        with anyio.fail_after(GUARD_S):
+            async with self.autojump():
+                return await record_waits(self.clock, self.serve_once)
+
+    async def leases_left(self) -> list[bytes]:
+        """Leases in Redis once those a cancelled call may have left have run out (in real time, bounded)."""
+        async with redis.asyncio.Redis.from_url(self.redis_url) as client:
+            for _ in range(IDLE_POLLS):
+                left: list[bytes] = await client.keys("*:lease:*")
+                if not left:
+                    break
+                await anyio.sleep(IDLE_POLL_S)
+        return left
+
+
+# A lease outlives a holder cancelled mid-call by half a second of real time (Redis keeps its time), and
+# is renewed a dozen times in the held listing's bound.
+SWEEP_REDIS = RedisCacheSettings(lease_ttl=0.5)
+SWEEP_LISTING_BOUND = 2.0
+
+
+@pytest.fixture
+def replicas_world(
+    clock: MockClock, redis_server: RedisServer, workspaces: InMemoryWorkspaces
+) -> Iterator[ReplicasWorld]:
+    with WorkspaceMCPServer(echo_tools(*DOCS_TOOLS), name="docs", clock=clock, hang_listing=True) as server:
+        workspaces.set_agent("ws-1", "agent-1", (server.endpoint(),))
+        yield ReplicasWorld(clock, redis_server.url, workspaces, server)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the redis client runs on asyncio only
+async def test_cancelling_replicas_on_a_shared_cache_at_any_wait_leaves_nothing_behind(
+    replicas_world: ReplicasWorld,
+) -> None:
+    world = replicas_world
+    waits = await world.record_waits()
+    timed = {(*clock_tags.CACHE_LEASE, "timeout"), (*clock_tags.CACHE_CALL, "timeout")}
+    assert {clock_tags.CACHE_RECONNECT, *timed} <= set(waits), waits
+
+    sweep = Sweep()
+    for wait, how in itertools.product(waits, cancellations()):
+        with anyio.fail_after(GUARD_S):
+            async with world.autojump():
+                before = count_tasks()
+                print("SWEEP", wait, how, flush=True)
+                cancelled = await cancel_at(world.clock, wait, world.serve_once, how)
+                sweep.check_cancelled(wait, how, cancelled)
+                sweep.check(wait, how, count_tasks() == before, f"{count_tasks() - before} task(s) left")
+                left = await world.leases_left()
+                sweep.check(wait, how, not left, f"leases outlived their holders: {left}")
+                answer = await world.serve_once()
+                sweep.check(wait, how, answer == "ok", f"the next run answered {answer}")
+        await wait_for_no_connections("the docs server", lambda: world.server.open_connections)
+    sweep.report()
+
+
 def library_wait_tags() -> dict[str, Tags]:
     """The tags of every wait of the library, all listed in `chat_mcp_primer.clock.tags`."""
     return {name: value for name, value in vars(clock_tags).items() if isinstance(value, tuple)}
@@ -719,9 +829,11 @@ async def test_every_tagged_wait_of_the_library_is_swept(
     fake: FakeCoder,
     coder: ServedFakeCoder,
     tmp_path: Path,
+    replicas_world: ReplicasWorld,
 ) -> None:
     """A new kind of wait must be reached by one of the scenarios above, or this fails until one does."""
     swept = [
+        *await replicas_world.record_waits(),
         *await InMemoryWorld(clock, workspaces, docs_server, shared=False).record_waits("chat-coverage"),
         *await CoderWorld(clock, fake, coder).record_waits(),
         *await ServeMcpWorld(clock, fake, coder).record_waits(),

@@ -32,6 +32,7 @@ EXTRA_OF_PART = {
     "pytest_plugin": "testing",
     "models/_openai*": "openai",
     "models/_anthropic*": "anthropic",
+    "redis": "redis",
 }
 # What the program that loads a part provides, so no extra declares it: pytest loads its plugin.
 PROVIDED_BY_HOST = {"pytest_plugin": {"pytest"}}

@@ -14,18 +14,21 @@ import anyio
 import httpx
 import pytest
 
-from chat_mcp_primer import Chat, ModelResponse
+from chat_mcp_primer import Chat, ModelResponse, WorkspaceBinding
 from chat_mcp_primer.clock import SystemClock
 from chat_mcp_primer.testing import (
     FakeAgent,
     FakeAnthropic,
     FakeCoder,
+    FakeMcpServer,
     FakeOpenAI,
     FakeOpenAIAnswer,
     FakeTemplate,
     FakeVersion,
     LoopbackServer,
+    RedisServer,
     ScriptedModel,
+    echo_tools,
     serve_fake_coder,
 )
 from chat_mcp_primer.testing._fake_anthropic import FakeMessage
@@ -59,7 +62,8 @@ def examples() -> dict[str, dict[str, Any]]:
 
 
 def test_readme_has_the_examples_this_file_runs() -> None:
-    assert set(examples()) == {"embedding", "testing", "openai", "openai-responses", "anthropic", "web-backend"}
+    names = {"embedding", "testing", "openai", "openai-responses", "anthropic", "web-backend", "replicas"}
+    assert set(examples()) == names
 
 
 def test_embedding_example_runs_a_turn_against_a_coder_deployment() -> None:
@@ -70,6 +74,22 @@ def test_embedding_example_runs_a_turn_against_a_coder_deployment() -> None:
         chat = anyio.run(serve, model, coder.url, coder.token, Chat(id="c1", owner="alice"), "Hi")
     assert [message.text for message in chat.messages] == ["Hi", "Hello!"]
     assert "create_workspace" in model.offered[0]
+
+
+def test_replicas_example_shares_a_workspaces_listing_between_two_replicas(redis_server: RedisServer) -> None:
+    serve: Callable[..., Coroutine[Any, Any, Chat]] = examples()["replicas"]["serve_on_replica"]
+    running = FakeVersion("v1", agents=[FakeAgent(mcp_servers=[FakeMcpServer(tools=echo_tools("search"))])])
+    fake = FakeCoder(SystemClock(), templates=[FakeTemplate("docker", [running])])
+    workspace_id = fake.create_workspace("dev", "docker")
+    chat = Chat(id="c1", owner="alice", workspace=WorkspaceBinding(workspace_id))
+    answered = []
+    with serve_fake_coder(fake) as coder:
+        for replica in ("first", "second"):  # a turn on each, as a load balancer may send them
+            model = ScriptedModel([ModelResponse(text=f"Answered by the {replica} replica.")])
+            chat = anyio.run(serve, model, redis_server.url, coder.url, coder.token, chat, "Hi")
+            answered.append("mcp__search" in model.offered[0])
+    assert answered == [True, True]  # each replica's first step offered the workspace's tool
+    assert fake.mcp_list_calls("dev") == 1  # listed once: the second replica read it from Redis
 
 
 def test_testing_example_passes_pasted_into_a_new_test_file(tmp_path: Path) -> None:

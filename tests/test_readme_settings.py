@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from chat_mcp_primer import ListingLimits, PrimerSettings, SessionSettings, ToolResultLimits
+from chat_mcp_primer.redis import RedisCacheSettings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -22,7 +23,9 @@ def table_after(heading: str) -> list[str]:
     return re.findall(r"^\| `([a-z_]+)` \|", table.group(0), re.MULTILINE)
 
 
-@pytest.mark.parametrize("settings", [PrimerSettings, SessionSettings, ListingLimits, ToolResultLimits])
+@pytest.mark.parametrize(
+    "settings", [PrimerSettings, SessionSettings, ListingLimits, ToolResultLimits, RedisCacheSettings]
+)
 def test_each_settings_table_lists_exactly_its_fields(settings: type) -> None:
     fields = [field.name for field in dataclasses.fields(settings)]
     assert sorted(table_after(f"`{settings.__name__}`")) == sorted(fields)

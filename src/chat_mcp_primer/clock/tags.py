@@ -62,3 +62,9 @@ GATEWAY_RESTART: Final[Tags] = ("gateway", "restart")
 GATEWAY_CONFIG_POLL: Final[Tags] = ("gateway", "config-poll")
 # A read of the gateway's /discovery held until the report changes (a long poll).
 GATEWAY_REPORT_WAIT: Final[Tags] = ("gateway", "report-wait")
+
+# A shared tool cache's calls to its store (`RedisCacheSettings.call_timeout`), the pauses of a listing's
+# lease (renewing it; a waiting process looking again), and the pause before its change feed reconnects.
+CACHE_CALL: Final[Tags] = ("cache", "call")
+CACHE_LEASE: Final[Tags] = ("cache", "lease")
+CACHE_RECONNECT: Final[Tags] = ("cache", "reconnect")

@@ -54,6 +54,8 @@ class EventName(StrEnum):
     DISCOVERY_JOINED_LISTING = "discovery.joined_listing"  # an attempt joined a listing in flight (the same)
     DISCOVERY_SERVER_LISTED = "discovery.server_listed"  # a server's tools were listed (and cached): tools
     DISCOVERY_SERVER_FAILED = "discovery.server_failed"  # a server's listing failed: reason
+    # Another process on the shared cache listed the server, and this one took its result: tools, reason.
+    DISCOVERY_LISTED_ELSEWHERE = "discovery.listed_elsewhere"
     DISCOVERY_STALE_LISTING_DROPPED = "discovery.stale_listing_dropped"  # overtaken by a change: not cached
     DISCOVERY_TOOL_SKIPPED = "discovery.tool_skipped"  # a listed tool was unusable: tool, reason
     DISCOVERY_DESCRIPTION_TRUNCATED = "discovery.description_truncated"  # a tool's description was cut
@@ -74,6 +76,12 @@ class EventName(StrEnum):
     SESSION_CLOSED = "session.closed"  # a session ended
     PRIMER_WATCH_FAILED = "primer.watch_failed"  # a workspace's change stream broke (workspace_id): reason
 
+    # A shared tool cache's (`RedisToolCache`), about the sharing itself: they carry no chat or agent.
+    CACHE_UNAVAILABLE = "cache.unavailable"  # a call to the shared store failed: operation, reason (once per outage)
+    CACHE_RECONNECTED = "cache.reconnected"  # the store answers again: this process's copies were dropped
+    CACHE_NEWS = "cache.news"  # another process changed the cache: kind, workspace_id, agent_id, server
+    CACHE_LEASE_TAKEN_OVER = "cache.lease_taken_over"  # a listing's holder went silent: this process lists: server
+
     # The runtime's.
     SESSION_CLOSE_FORCED = "session.close_forced"  # sessions that did not close within close_grace: sessions
 
@@ -86,6 +94,7 @@ AGENT_EVENTS = frozenset(
         EventName.DISCOVERY_JOINED_LISTING,
         EventName.DISCOVERY_SERVER_LISTED,
         EventName.DISCOVERY_SERVER_FAILED,
+        EventName.DISCOVERY_LISTED_ELSEWHERE,
         EventName.DISCOVERY_STALE_LISTING_DROPPED,
         EventName.DISCOVERY_TOOL_SKIPPED,
         EventName.DISCOVERY_DESCRIPTION_TRUNCATED,
@@ -106,6 +115,15 @@ AGENT_EVENTS = frozenset(
         EventName.PRIMER_WATCH_FAILED,
     }
 )
-RUNTIME_EVENTS = frozenset({EventName.SESSION_CLOSE_FORCED})
+# The runtime's own, and its shared cache's.
+RUNTIME_EVENTS = frozenset(
+    {
+        EventName.SESSION_CLOSE_FORCED,
+        EventName.CACHE_UNAVAILABLE,
+        EventName.CACHE_RECONNECTED,
+        EventName.CACHE_NEWS,
+        EventName.CACHE_LEASE_TAKEN_OVER,
+    }
+)
 # Every other event is about one chat, and carries its chat_id.
 CHAT_EVENTS = frozenset(EventName) - AGENT_EVENTS - RUNTIME_EVENTS

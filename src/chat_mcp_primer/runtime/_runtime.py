@@ -80,7 +80,9 @@ class ChatRuntime:
     without it, chats get no workspace MCP tools. ``tools`` are the built-in tools offered in every turn;
     their names are never given to a workspace tool. ``primer``, ``sessions`` and ``listing`` tune
     discovery; ``result_limits`` bounds every tool result before it enters the chat. ``instructions`` is
-    the system prompt every model request carries.
+    the system prompt every model request carries. ``cache`` keeps tool listings between turns: a
+    `MemoryToolCache` of the runtime's own by default, or a `SharedToolCache` such as
+    ``chat_mcp_primer.redis.RedisToolCache`` that several replicas share.
     """
 
     def __init__(

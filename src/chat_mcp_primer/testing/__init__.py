@@ -42,6 +42,7 @@ try:
     from chat_mcp_primer.testing._mcp_server import SeenRequest, ToolDef, WorkspaceMCPServer, echo_tools
     from chat_mcp_primer.testing._mock_clock import MockClock, MockClockError, Trap, TrappedCall
     from chat_mcp_primer.testing._provision import ProvisionTool
+    from chat_mcp_primer.testing._redis_server import RedisServer, RedisServerError
     from chat_mcp_primer.testing._scripted_model import ScriptedModel, ScriptExhaustedError, ScriptStep, call
     from chat_mcp_primer.testing._serving import LoopbackServer, free_port
     from chat_mcp_primer.workspace import InMemoryWorkspaces
@@ -98,3 +99,6 @@ __all__ += [
     "FakeOpenAIReply",
     "SeenOpenAIRequest",
 ]
+
+# A real redis-server on loopback, for tests of the shared tool cache.
+__all__ += ["RedisServer", "RedisServerError"]

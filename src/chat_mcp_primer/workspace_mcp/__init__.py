@@ -4,7 +4,16 @@ Public here: what a backend configures (the settings, the cache) and what a turn
 the primer's reports). The machinery (sessions, discovery, the hub, the buses) lives in private modules.
 """
 
-from chat_mcp_primer.workspace_mcp._cache import CacheKey, MemoryToolCache, ToolCache
+from chat_mcp_primer.workspace_mcp._cache import (
+    CacheKey,
+    CacheNews,
+    ListedElsewhere,
+    MemoryToolCache,
+    NewsKind,
+    SharedListing,
+    SharedToolCache,
+    ToolCache,
+)
 from chat_mcp_primer.workspace_mcp._discovery import DiscoveryResult, Outcome
 from chat_mcp_primer.workspace_mcp._failures import SessionError
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool
@@ -14,10 +23,13 @@ from chat_mcp_primer.workspace_mcp._turn import TurnWorkspace
 
 __all__ = [
     "CacheKey",
+    "CacheNews",
     "DiscoveryResult",
+    "ListedElsewhere",
     "ListingLimits",
     "McpMode",
     "MemoryToolCache",
+    "NewsKind",
     "Outcome",
     "PrimerEnd",
     "PrimerReport",
@@ -25,6 +37,8 @@ __all__ = [
     "RemoteTool",
     "SessionError",
     "SessionSettings",
+    "SharedListing",
+    "SharedToolCache",
     "Strategy",
     "ToolCache",
     "TurnWorkspace",

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
 
+from chat_mcp_primer.events import Events
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool
 
 
@@ -43,6 +47,67 @@ class ToolCache(Protocol):
         """Drop every entry of the workspace's agents but ``keep_agent_id`` (all of them for None), with
         its generation: a rebuild gives the workspace a new agent, and the old one is never listed again.
         A fetch for a forgotten key that is still in flight is refused when it tries to `put`."""
+        ...
+
+
+class NewsKind(StrEnum):
+    """What another process sharing the cache did to it."""
+
+    LISTED = "listed"  # it listed a server and cached its tools
+    INVALIDATED = "invalidated"  # a server's tools changed (``tools/list_changed``): its entry is gone
+    WORKSPACE_INVALIDATED = "workspace_invalidated"  # every entry of the workspace is gone
+    AGENTS_FORGOTTEN = "agents_forgotten"  # the workspace's agent is now ``agent_id``: the others' entries are gone
+
+
+@dataclass(frozen=True, slots=True)
+class CacheNews:
+    """A change another process made to a shared cache, heard by this one after its own copy was dropped."""
+
+    kind: NewsKind
+    workspace_id: str
+    agent_id: str | None = None  # the agent kept, for AGENTS_FORGOTTEN (None: none)
+    server: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedElsewhere:
+    """Another process's listing of a server, which this one waited for instead of listing it too."""
+
+    tools: tuple[RemoteTool, ...] = ()  # empty when it failed
+    failure: str | None = None
+    final: bool = False  # a failure asking again in this turn cannot mend (the app proxy refused the token)
+
+
+class SharedListing(Protocol):
+    """One process's turn at listing a server for every process sharing the cache (`SharedToolCache.listing`)."""
+
+    @property
+    def elsewhere(self) -> ListedElsewhere | None:
+        """What another process's listing gave, when it answered: then there is nothing to list here."""
+        ...
+
+    def finished(self, tools: tuple[RemoteTool, ...], failure: str | None, *, final: bool = False) -> None:
+        """What this process's listing gave (cached first, when it was cached), told to the others."""
+        ...
+
+
+@runtime_checkable
+class SharedToolCache(ToolCache, Protocol):
+    """A `ToolCache` that several processes share (the replicas of a chat backend).
+
+    It makes one listing of a server for all of them (`listing`), and tells each what the others changed
+    (`attach`), so a ``tools/list_changed`` heard by one reaches the chats of every one.
+    """
+
+    def attach(self, events: Events, on_news: Callable[[CacheNews], None]) -> Callable[[], None]:
+        """Tell ``on_news`` (inline, quick) what other processes change, and ``events`` how the sharing
+        goes; returns the call that stops both."""
+        ...
+
+    def listing(self, key: CacheKey, within: float) -> AbstractAsyncContextManager[SharedListing]:
+        """Enter before listing ``key``'s server: either another process's listing answers
+        (``elsewhere``, waited for at most ``within`` seconds), or this process lists it and says what it
+        found (``finished``) before leaving. Never raises for the sharing's own trouble: it lists here."""
         ...
 
 

@@ -13,7 +13,7 @@ from chat_mcp_primer._tasks import TaskGroup
 from chat_mcp_primer.clock import Clock, run_with_timeout, tags
 from chat_mcp_primer.events import EventName, Events
 from chat_mcp_primer.workspace import AgentMcp, McpEndpoint
-from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
+from chat_mcp_primer.workspace_mcp._cache import CacheKey, ListedElsewhere, SharedToolCache, ToolCache
 from chat_mcp_primer.workspace_mcp._failures import describe_failure, worth_retrying
 from chat_mcp_primer.workspace_mcp._listing import RemoteTool, clean_listing
 from chat_mcp_primer.workspace_mcp._report import ServerStatus
@@ -147,6 +147,9 @@ class Discovery:
     With a `ReportReader`, a server that publishes a discovery report is asked for it first: a pending
     report lists nothing (until ``report_pending_limit``), a complete one with no tools lists nothing and
     settles the server, and tools cached in another run of the report are withheld (`RemoteTool.run_id`).
+
+    With a `SharedToolCache`, a listing is shared by every process on the cache too: one lists, the
+    others wait for it (at most ``shared_wait``, a listing's own bound) and take what it found.
     """
 
     def __init__(
@@ -160,9 +163,12 @@ class Discovery:
         *,
         reports: ReportReader | None = None,
         report_pending_limit: float = 0.0,
+        shared_wait: float = 0.0,
     ) -> None:
         self._sessions = sessions
         self._cache = cache
+        self._shared = cache if isinstance(cache, SharedToolCache) else None
+        self._shared_wait = shared_wait
         self._clock = clock
         self._limits = limits
         self._events = events
@@ -312,12 +318,33 @@ class Discovery:
         flight = _Flight()
         self._flights[key] = flight
         try:
-            flight.listed = await self._list(key, endpoint, run_id)
+            flight.listed = await self._list_once(key, endpoint, run_id)
             return flight.listed
         finally:
             flight.done.set()
             if self._flights.get(key) is flight:
                 del self._flights[key]
+
+    async def _list_once(self, key: CacheKey, endpoint: McpEndpoint, run_id: str | None) -> _Listed:
+        """The server's listing, made here or, on a shared cache, by whichever process makes it first."""
+        if self._shared is None:
+            return await self._list(key, endpoint, run_id)
+        async with self._shared.listing(key, self._shared_wait) as turn:
+            if turn.elsewhere is not None:
+                return self._listed_elsewhere(key, turn.elsewhere)
+            listed = await self._list(key, endpoint, run_id)
+            turn.finished(listed.tools, listed.failure, final=not listed.worth_retrying)
+            return listed
+
+    def _listed_elsewhere(self, key: CacheKey, elsewhere: ListedElsewhere) -> _Listed:
+        events = self._events.bind(agent_id=key.agent_id)
+        if elsewhere.failure is not None:
+            events.emit(EventName.DISCOVERY_LISTED_ELSEWHERE, server=key.server, tools=0, reason=elsewhere.failure)
+            return _Listed(failure=elsewhere.failure, worth_retrying=not elsewhere.final)
+        events.emit(EventName.DISCOVERY_LISTED_ELSEWHERE, server=key.server, tools=len(elsewhere.tools))
+        if self._on_listed is not None:
+            self._on_listed(key)
+        return _Listed(elsewhere.tools)
 
     async def _list(self, key: CacheKey, endpoint: McpEndpoint, run_id: str | None) -> _Listed:
         self.listings += 1

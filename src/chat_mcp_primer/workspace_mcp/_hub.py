@@ -3,7 +3,7 @@ the agents' wake-up buses, and the turns it makes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 from chat_mcp_primer._tasks import BackgroundTasks
@@ -12,7 +12,7 @@ from chat_mcp_primer.events import EventName, Events
 from chat_mcp_primer.model import WorkspaceBinding
 from chat_mcp_primer.workspace import WorkspaceMcpSource
 from chat_mcp_primer.workspace_mcp._bus import AgentBuses, Wake, WakeKind
-from chat_mcp_primer.workspace_mcp._cache import CacheKey, ToolCache
+from chat_mcp_primer.workspace_mcp._cache import CacheKey, CacheNews, NewsKind, SharedToolCache, ToolCache
 from chat_mcp_primer.workspace_mcp._deadlines import Deadlines
 from chat_mcp_primer.workspace_mcp._discovery import Discovery
 from chat_mcp_primer.workspace_mcp._offers import ToolOffers
@@ -31,7 +31,7 @@ class WorkspaceMcpHub:
     when the agent changes, and when the hub closes. Concurrent listings of one server are shared, and so
     are the feeds of each agent's wake-up bus. A server's ``tools/list_changed`` invalidates its cache
     entry (a generation bump, so a listing already in flight cannot write the old catalogue back) and is
-    published on its agent's bus.
+    published on its agent's bus. On a `SharedToolCache`, what other processes change is published too.
 
     Use as an async context manager: leaving it ends the feeds and deadlines, then closes the sessions.
     """
@@ -71,10 +71,13 @@ class WorkspaceMcpHub:
             self._listed,
             reports=self.reports if self.strategy.reads_reports else None,
             report_pending_limit=self.strategy.settings.report_pending_limit,
+            # Another process's listing of a server is waited for as long as one listing may take.
+            shared_wait=session_settings.dial_timeout + self.listing.discovery_timeout,
         )
         self.offers = ToolOffers(self.sessions, clock, session_settings.call_timeout)
         # The agent each workspace was last seen with, so a change of agent is noticed once.
         self._agents: dict[str, str] = {}
+        self._detach: Callable[[], None] | None = None
 
     async def __aenter__(self) -> WorkspaceMcpHub:
         await self.sessions.__aenter__()
@@ -83,6 +86,8 @@ class WorkspaceMcpHub:
         except BaseException:
             await self.sessions.__aexit__(None, None, None)
             raise
+        if isinstance(self.cache, SharedToolCache):
+            self._detach = self.cache.attach(self.events, self._heard)
         return self
 
     async def __aexit__(
@@ -91,6 +96,9 @@ class WorkspaceMcpHub:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        detach, self._detach = self._detach, None
+        if detach is not None:
+            detach()
         try:  # feeds, probes and deadlines end first, then the sessions and the report reader close
             await self._background.__aexit__(exc_type, exc, traceback)
         finally:
@@ -134,6 +142,32 @@ class WorkspaceMcpHub:
         await self.cache.invalidate(key)
         self.discovery.known_reports.announce(key)
         self.buses.publish((key.workspace_id, key.agent_id), Wake(WakeKind.TOOLS_CHANGED, key.server))
+
+    def _heard(self, news: CacheNews) -> None:
+        """Another process changed the shared cache (its copy here is already gone): the chats here hear it
+        as they would hear it from the server."""
+        self.events.emit(
+            EventName.CACHE_NEWS,
+            kind=news.kind.value,
+            workspace_id=news.workspace_id,
+            agent_id=news.agent_id,
+            server=news.server,
+        )
+        workspace_id = news.workspace_id
+        if news.kind is NewsKind.AGENTS_FORGOTTEN:
+            if news.agent_id is None:
+                self._agents.pop(workspace_id, None)
+            else:
+                self._agents[workspace_id] = news.agent_id
+            self.forget_other_agents(workspace_id, news.agent_id)
+            return
+        agent_id = news.agent_id or self._agents.get(workspace_id)
+        if agent_id is None:
+            return  # no chat here is on the workspace
+        if news.kind is NewsKind.LISTED and news.server is not None:
+            self._listed(CacheKey(workspace_id, agent_id, news.server))
+        else:  # a server's, or the whole workspace's, tools changed
+            self.buses.publish((workspace_id, agent_id), Wake(WakeKind.TOOLS_CHANGED, news.server or "workspace"))
 
     def _listed(self, key: CacheKey) -> None:
         self.buses.publish((key.workspace_id, key.agent_id), Wake(WakeKind.SERVER_LISTED, key.server))
