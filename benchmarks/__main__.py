@@ -1,6 +1,6 @@
 """Run the benchmark suite and print one table: ours (strategy "primed") beside the reference.
 
-.venv/bin/python -m benchmarks            # the full run (make bench): about a minute on 2 cores
+.venv/bin/python -m benchmarks            # the full run (make bench): a few minutes on 2 cores
 .venv/bin/python -m benchmarks --quick    # a smoke run: fewer trials, smaller fan-out
 .venv/bin/python -m benchmarks --only prepare_tools
 """

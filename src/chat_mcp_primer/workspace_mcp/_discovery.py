@@ -196,6 +196,11 @@ class Discovery:
 
         if len(agent.endpoints) == 1:  # the usual workspace: no task needed
             await discover_server(agent.endpoints[0])
+            only = per_server[agent.endpoints[0].server]
+            if only.tools and not only.missing:
+                # Its one server listed (or was cached), nothing failed: the result every later turn
+                # of a chat gets, built without the general case's tallies.
+                return DiscoveryResult(Outcome.OK, tools=only.tools, agent=agent)
         else:
             async with TaskGroup() as group:
                 for endpoint in agent.endpoints:
@@ -255,7 +260,7 @@ class Discovery:
             cached = None
         if cached:
             events.emit(EventName.DISCOVERY_CACHE_HIT, server=endpoint.server, agent_id=key.agent_id)
-            return replace(said, tools=cached)
+            return _Listed(cached) if said is _NO_REPORT else replace(said, tools=cached)
         listed = await self._fetch(key, endpoint, events, said.run_id)
         return replace(listed, missing=said.missing) if said.missing else listed
 
