@@ -341,7 +341,7 @@ class RedisToolCache:
                 if taken is UNAVAILABLE:
                     return None
                 if taken:
-                    if saw_a_holder and not waiter.ended.is_set():
+                    if saw_a_holder and not waiter.heard:
                         # The holder let go while we were asking Redis: what it said may still be on its
                         # way (or it died, and says nothing).
                         with contextlib.suppress(TimeoutError):
