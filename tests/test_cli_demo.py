@@ -19,6 +19,7 @@ from chat_mcp_primer.model import ToolCall
 from chat_mcp_primer.testing import (
     FakeAgent,
     FakeAnthropic,
+    FakeAnthropicMessage,
     FakeCoder,
     FakeMcpServer,
     FakeOpenAI,
@@ -27,10 +28,10 @@ from chat_mcp_primer.testing import (
     FakeTemplate,
     FakeVersion,
     ServedFakeCoder,
+    anthropic_tool_use_block,
     echo_tools,
     free_port,
 )
-from chat_mcp_primer.testing._fake_anthropic import FakeMessage, tool_use_block
 
 # Guards against a hung demo only; the demo itself takes a few seconds of real time.
 DEMO_GUARD_S = 120
@@ -258,9 +259,13 @@ def test_demo_with_an_anthropic_model_holds_the_conversation_through_the_adapter
     fake: FakeCoder, coder: ServedFakeCoder, anthropic_api: FakeAnthropic
 ) -> None:
     anthropic_api.reply(
-        FakeMessage((tool_use_block("toolu_1", "create_workspace", create_arguments(fake)),), stop_reason="tool_use"),
-        FakeMessage((tool_use_block("toolu_2", "mcp__search", SEARCH_ARGUMENTS),), stop_reason="tool_use"),
-        FakeMessage.text("The primer keeps looking for the workspace's tools."),
+        FakeAnthropicMessage(
+            (anthropic_tool_use_block("toolu_1", "create_workspace", create_arguments(fake)),), stop_reason="tool_use"
+        ),
+        FakeAnthropicMessage(
+            (anthropic_tool_use_block("toolu_2", "mcp__search", SEARCH_ARGUMENTS),), stop_reason="tool_use"
+        ),
+        FakeAnthropicMessage.text("The primer keeps looking for the workspace's tools."),
     )
     env = demo_env(
         CODER_SESSION_TOKEN=coder.token, ANTHROPIC_API_KEY=ANTHROPIC_KEY, ANTHROPIC_BASE_URL=anthropic_api.base_url

@@ -18,8 +18,7 @@ from chat_mcp_primer.models import (
     OpenAIChatModel,
     OpenAIResponsesModel,
 )
-from chat_mcp_primer.testing import FakeAnthropic, FakeOpenAI, FakeOpenAIAnswer
-from chat_mcp_primer.testing._fake_anthropic import FakeMessage
+from chat_mcp_primer.testing import FakeAnthropic, FakeAnthropicMessage, FakeOpenAI, FakeOpenAIAnswer
 
 pytestmark = pytest.mark.anyio
 
@@ -52,7 +51,7 @@ async def test_an_openai_spec_answers_through_the_base_url_and_key_of_the_enviro
 
 
 async def test_an_anthropic_spec_answers_through_the_base_url_and_key_of_the_environment() -> None:
-    with FakeAnthropic([FakeMessage.text("Hello!")]) as fake:
+    with FakeAnthropic([FakeAnthropicMessage.text("Hello!")]) as fake:
         spec = ModelSpec.parse(
             "anthropic:claude-test", env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "ANTHROPIC_BASE_URL": fake.base_url}
         )

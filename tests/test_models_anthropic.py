@@ -32,14 +32,15 @@ from chat_mcp_primer.model import (
     Usage,
 )
 from chat_mcp_primer.models._anthropic import DEFAULT_MAX_TOKENS, AnthropicModel
-from chat_mcp_primer.testing import MockClock, free_port
-from chat_mcp_primer.testing._fake_anthropic import (
+from chat_mcp_primer.testing import (
     FakeAnthropic,
-    FakeError,
-    FakeEvents,
-    FakeMessage,
-    text_block,
-    tool_use_block,
+    FakeAnthropicError,
+    FakeAnthropicEvents,
+    FakeAnthropicMessage,
+    MockClock,
+    anthropic_text_block,
+    anthropic_tool_use_block,
+    free_port,
 )
 
 pytestmark = pytest.mark.anyio
@@ -86,7 +87,7 @@ async def streamed(model: AnthropicModel, request: ModelRequest) -> tuple[list[s
 async def test_a_plain_answer_comes_back_with_its_usage_and_why_it_stopped(
     fake: FakeAnthropic, model: AnthropicModel
 ) -> None:
-    fake.reply(FakeMessage.text("Hello there.", input_tokens=21, output_tokens=4))
+    fake.reply(FakeAnthropicMessage.text("Hello there.", input_tokens=21, output_tokens=4))
     response = await model.respond(ask(instructions="You are terse.", notes=("github offers no tools.",)))
     assert response == ModelResponse(
         text="Hello there.", usage=Usage(input_tokens=21, output_tokens=4), finish_reason=FinishReason.END_TURN
@@ -106,7 +107,7 @@ async def test_a_plain_answer_comes_back_with_its_usage_and_why_it_stopped(
 async def test_a_request_without_instructions_or_tools_sends_neither(
     fake: FakeAnthropic, model: AnthropicModel
 ) -> None:
-    fake.reply(FakeMessage.text("ok"))
+    fake.reply(FakeAnthropicMessage.text("ok"))
     await model.respond(ModelRequest(messages=(Message.user("hi"),), tools=(), step=0))
     [sent] = fake.requests
     assert "system" not in sent.body
@@ -117,11 +118,11 @@ async def test_parallel_tool_calls_come_back_with_their_arguments_as_json_text(
     fake: FakeAnthropic, model: AnthropicModel
 ) -> None:
     fake.reply(
-        FakeMessage(
+        FakeAnthropicMessage(
             content=(
-                text_block("Searching both."),
-                tool_use_block("toolu_1", "docs__search", {"query": "install"}),
-                tool_use_block("toolu_2", "docs__search", {"query": "upgrade"}),
+                anthropic_text_block("Searching both."),
+                anthropic_tool_use_block("toolu_1", "docs__search", {"query": "install"}),
+                anthropic_tool_use_block("toolu_2", "docs__search", {"query": "upgrade"}),
             ),
             stop_reason="tool_use",
         )
@@ -137,7 +138,9 @@ async def test_parallel_tool_calls_come_back_with_their_arguments_as_json_text(
 
 async def test_streamed_text_deltas_join_into_the_final_text(fake: FakeAnthropic, model: AnthropicModel) -> None:
     assert isinstance(model, StreamingModel)
-    fake.reply(FakeMessage.text("Streaming works, piece by piece.", input_tokens=30, output_tokens=8, text_piece=5))
+    fake.reply(
+        FakeAnthropicMessage.text("Streaming works, piece by piece.", input_tokens=30, output_tokens=8, text_piece=5)
+    )
     deltas, response = await streamed(model, ask())
     assert len(deltas) > 1
     assert "".join(deltas) == response.text == "Streaming works, piece by piece."
@@ -150,12 +153,12 @@ async def test_streamed_parallel_tool_calls_are_joined_from_deltas_split_across_
     fake: FakeAnthropic, model: AnthropicModel
 ) -> None:
     fake.reply(
-        FakeMessage(
+        FakeAnthropicMessage(
             content=(
-                text_block("Let me look."),
-                tool_use_block("toolu_1", "docs__search", {"query": "install on linux"}),
-                tool_use_block("toolu_2", "docs__search", {"query": "upgrade"}),
-                tool_use_block("toolu_3", "clock__now"),
+                anthropic_text_block("Let me look."),
+                anthropic_tool_use_block("toolu_1", "docs__search", {"query": "install on linux"}),
+                anthropic_tool_use_block("toolu_2", "docs__search", {"query": "upgrade"}),
+                anthropic_tool_use_block("toolu_3", "clock__now"),
             ),
             stop_reason="tool_use",
             json_piece=3,  # '{"q', 'uer', 'y":', ...: no delta is valid JSON on its own
@@ -174,7 +177,9 @@ async def test_streamed_parallel_tool_calls_are_joined_from_deltas_split_across_
 async def test_leaving_a_stream_early_ends_that_request_and_the_client_serves_the_next(
     fake: FakeAnthropic, model: AnthropicModel
 ) -> None:
-    fake.reply(FakeMessage.text("A long answer nobody reads to the end. " * 20), FakeMessage.text("Next."))
+    fake.reply(
+        FakeAnthropicMessage.text("A long answer nobody reads to the end. " * 20), FakeAnthropicMessage.text("Next.")
+    )
     async with contextlib.aclosing(model.stream(ask())) as items:
         async for item in items:
             assert item == TextDelta("A lo")
@@ -185,7 +190,7 @@ async def test_leaving_a_stream_early_ends_that_request_and_the_client_serves_th
 async def test_tool_results_go_back_as_one_user_turn_with_text_images_and_errors(
     fake: FakeAnthropic, model: AnthropicModel
 ) -> None:
-    fake.reply(FakeMessage.text("Done."))
+    fake.reply(FakeAnthropicMessage.text("Done."))
     first = ToolCall("toolu_1", "docs__search", '{"query": "logo"}')
     second = ToolCall("toolu_2", "docs__search", '{"query": "broken"}')
     conversation = (
@@ -240,7 +245,7 @@ async def test_tool_results_go_back_as_one_user_turn_with_text_images_and_errors
 async def test_an_attachment_the_api_cannot_take_is_named_to_the_model(
     fake: FakeAnthropic, model: AnthropicModel
 ) -> None:
-    fake.reply(FakeMessage.text("ok"))
+    fake.reply(FakeAnthropicMessage.text("ok"))
     call = ToolCall("toolu_1", "recorder__listen")
     conversation = (
         Message.user("listen"),
@@ -259,8 +264,8 @@ async def test_an_attachment_the_api_cannot_take_is_named_to_the_model(
 async def test_why_the_model_stopped_is_told_in_our_words_answered_or_streamed(
     fake: FakeAnthropic, model: AnthropicModel, stop_reason: str, finish: FinishReason
 ) -> None:
-    fake.reply(FakeMessage.text("I can't help with that.", stop_reason=stop_reason))
-    fake.reply(FakeMessage.text("I can't help with that.", stop_reason=stop_reason))
+    fake.reply(FakeAnthropicMessage.text("I can't help with that.", stop_reason=stop_reason))
+    fake.reply(FakeAnthropicMessage.text("I can't help with that.", stop_reason=stop_reason))
     answered = await model.respond(ask("do something bad"))
     _, streamed_answer = await streamed(model, ask("do something bad"))
     assert answered.finish_reason is streamed_answer.finish_reason is finish
@@ -270,19 +275,22 @@ async def test_why_the_model_stopped_is_told_in_our_words_answered_or_streamed(
 @pytest.mark.parametrize(
     ("error", "family"),
     [
-        (FakeError(401, "authentication_error", "invalid x-api-key"), ModelAuthenticationError),
-        (FakeError(403, "permission_error", "Your API key does not have permission"), ModelAuthenticationError),
+        (FakeAnthropicError(401, "authentication_error", "invalid x-api-key"), ModelAuthenticationError),
         (
-            FakeError(400, "invalid_request_error", "prompt is too long: 215000 tokens > 200000 maximum"),
+            FakeAnthropicError(403, "permission_error", "Your API key does not have permission"),
+            ModelAuthenticationError,
+        ),
+        (
+            FakeAnthropicError(400, "invalid_request_error", "prompt is too long: 215000 tokens > 200000 maximum"),
             ModelContextTooLongError,
         ),
-        (FakeError(529, "overloaded_error", "Overloaded"), ModelUnavailableError),
-        (FakeError(500, "api_error", "Internal server error"), ModelUnavailableError),
-        (FakeError(404, "not_found_error", "model: claude-nonexistent"), ModelRequestError),
+        (FakeAnthropicError(529, "overloaded_error", "Overloaded"), ModelUnavailableError),
+        (FakeAnthropicError(500, "api_error", "Internal server error"), ModelUnavailableError),
+        (FakeAnthropicError(404, "not_found_error", "model: claude-nonexistent"), ModelRequestError),
     ],
 )
 async def test_an_error_answer_raises_its_kind_of_model_error_with_the_apis_message(
-    fake: FakeAnthropic, model: AnthropicModel, error: FakeError, family: type[ModelError]
+    fake: FakeAnthropic, model: AnthropicModel, error: FakeAnthropicError, family: type[ModelError]
 ) -> None:
     fake.reply(error, error)
     for attempt in (model.respond(ask()), streamed(model, ask())):
@@ -298,7 +306,7 @@ async def test_an_error_answer_raises_its_kind_of_model_error_with_the_apis_mess
 
 async def test_rate_limited_says_when_to_retry(fake: FakeAnthropic, model: AnthropicModel) -> None:
     fake.reply(
-        FakeError(
+        FakeAnthropicError(
             429,
             "rate_limit_error",
             "Number of request tokens has exceeded your per-minute rate limit",
@@ -315,9 +323,11 @@ async def test_rate_limited_says_when_to_retry(fake: FakeAnthropic, model: Anthr
 async def test_an_error_event_in_the_middle_of_a_stream_raises_its_kind(
     fake: FakeAnthropic, model: AnthropicModel
 ) -> None:
-    opening = FakeMessage.text("Partial").events("msg_1")[:4]  # message_start, ping, a block and one delta
+    opening = FakeAnthropicMessage.text("Partial").events("msg_1")[:4]  # message_start, ping, a block and one delta
     fake.reply(
-        FakeEvents([*opening, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}])
+        FakeAnthropicEvents(
+            [*opening, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}]
+        )
     )
     seen: list[str] = []
 
@@ -357,8 +367,10 @@ async def test_a_whole_turn_runs_a_tool_call_through_the_adapter(
     fake: FakeAnthropic, model: AnthropicModel, clock: MockClock
 ) -> None:
     fake.reply(
-        FakeMessage(content=(tool_use_block("toolu_1", "docs__search", {"query": "install"}),), stop_reason="tool_use"),
-        FakeMessage.text("There are 3 pages about install."),
+        FakeAnthropicMessage(
+            content=(anthropic_tool_use_block("toolu_1", "docs__search", {"query": "install"}),), stop_reason="tool_use"
+        ),
+        FakeAnthropicMessage.text("There are 3 pages about install."),
     )
     search = Search()
     runtime = ChatRuntime(model, instructions="Answer from the docs.", tools=[search], clock=clock)

@@ -36,11 +36,11 @@ from chat_mcp_primer.models import OpenAIChatModel, OpenAIResponsesModel
 from chat_mcp_primer.testing import (
     FakeOpenAI,
     FakeOpenAIAnswer,
+    FakeOpenAIBrokenStream,
     FakeOpenAIFailedResponse,
     FakeOpenAIFailure,
     MockClock,
 )
-from chat_mcp_primer.testing._fake_openai_wire import FakeOpenAIBrokenStream
 
 pytestmark = pytest.mark.anyio
 

@@ -19,6 +19,7 @@ from chat_mcp_primer.clock import SystemClock
 from chat_mcp_primer.testing import (
     FakeAgent,
     FakeAnthropic,
+    FakeAnthropicMessage,
     FakeCoder,
     FakeMcpServer,
     FakeOpenAI,
@@ -31,7 +32,6 @@ from chat_mcp_primer.testing import (
     echo_tools,
     serve_fake_coder,
 )
-from chat_mcp_primer.testing._fake_anthropic import FakeMessage
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 EXAMPLE = re.compile(r"```python\n# README example: (?P<name>[a-z-]+)\n(?P<code>.*?)```", re.DOTALL)
@@ -129,7 +129,7 @@ def test_the_openai_examples_run_a_turn_through_the_sdk_client(name: str, functi
 
 def test_the_anthropic_example_streams_the_answer_as_it_is_written() -> None:
     stream: Callable[..., Coroutine[Any, Any, list[str]]] = examples()["anthropic"]["stream_anthropic"]
-    with FakeAnthropic([FakeMessage.text("Paris, on the Seine.", text_piece=5)]) as fake:
+    with FakeAnthropic([FakeAnthropicMessage.text("Paris, on the Seine.", text_piece=5)]) as fake:
         pieces = anyio.run(stream, "Capital of France?", fake.base_url, ANTHROPIC_KEY)
     assert len(pieces) > 1
     assert "".join(pieces) == "Paris, on the Seine."

@@ -20,7 +20,14 @@ try:
         EventNotRecordedError,
         EventRecorder,
     )
-    from chat_mcp_primer.testing._fake_anthropic import FakeAnthropic
+    from chat_mcp_primer.testing._fake_anthropic import (
+        FakeAnthropic,
+        FakeAnthropicError,
+        FakeAnthropicEvents,
+        FakeAnthropicMessage,
+        anthropic_text_block,
+        anthropic_tool_use_block,
+    )
     from chat_mcp_primer.testing._fake_coder import (
         FakeAgent,
         FakeApp,
@@ -36,7 +43,12 @@ try:
         serve_fake_coder,
     )
     from chat_mcp_primer.testing._fake_openai import FakeOpenAI, FakeOpenAIReply, SeenOpenAIRequest
-    from chat_mcp_primer.testing._fake_openai_wire import FakeOpenAIAnswer, FakeOpenAIFailedResponse, FakeOpenAIFailure
+    from chat_mcp_primer.testing._fake_openai_wire import (
+        FakeOpenAIAnswer,
+        FakeOpenAIBrokenStream,
+        FakeOpenAIFailedResponse,
+        FakeOpenAIFailure,
+    )
     from chat_mcp_primer.testing._floods import Flood
     from chat_mcp_primer.testing._loopback_hosts import loopback_hosts
     from chat_mcp_primer.testing._mcp_server import SeenRequest, ToolDef, WorkspaceMCPServer, echo_tools
@@ -89,15 +101,21 @@ __all__ = [
     "serve_fake_coder",
 ]
 
-# OpenAI's API on loopback.
+# OpenAI's and Anthropic's APIs on loopback, and what scripts them.
 __all__ += [
     "FakeAnthropic",
+    "FakeAnthropicError",
+    "FakeAnthropicEvents",
+    "FakeAnthropicMessage",
     "FakeOpenAI",
     "FakeOpenAIAnswer",
+    "FakeOpenAIBrokenStream",
     "FakeOpenAIFailedResponse",
     "FakeOpenAIFailure",
     "FakeOpenAIReply",
     "SeenOpenAIRequest",
+    "anthropic_text_block",
+    "anthropic_tool_use_block",
 ]
 
 # A real redis-server on loopback, for tests of the shared tool cache.

@@ -26,19 +26,19 @@ from chat_mcp_primer.testing._serving import LoopbackServer
 MESSAGES_PATH = "/v1/messages"
 
 
-def text_block(text: str) -> dict[str, Any]:
-    """A text content block, for `FakeMessage.content`."""
+def anthropic_text_block(text: str) -> dict[str, Any]:
+    """A text content block, for `FakeAnthropicMessage.content`."""
     return {"type": "text", "text": text}
 
 
-def tool_use_block(call_id: str, name: str, arguments: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A tool call content block, for `FakeMessage.content`."""
+def anthropic_tool_use_block(call_id: str, name: str, arguments: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A tool call content block, for `FakeAnthropicMessage.content`."""
     return {"type": "tool_use", "id": call_id, "name": name, "input": dict(arguments or {})}
 
 
 @dataclass(frozen=True, slots=True)
-class FakeMessage:
-    """An answer: its content blocks (`text_block`, `tool_use_block`), why it stopped, what it cost.
+class FakeAnthropicMessage:
+    """An answer: its content blocks (`anthropic_text_block`, `anthropic_tool_use_block`), why it stopped, what it cost.
 
     Sent as one JSON message, or as the streaming events when the request asks to stream: each text in
     deltas of ``text_piece`` characters, each tool input's JSON in deltas of ``json_piece`` characters, so
@@ -54,8 +54,8 @@ class FakeMessage:
     json_piece: int = 5
 
     @classmethod
-    def text(cls, text: str, **fields: Any) -> FakeMessage:
-        return cls(content=(text_block(text),), **fields)
+    def text(cls, text: str, **fields: Any) -> FakeAnthropicMessage:
+        return cls(content=(anthropic_text_block(text),), **fields)
 
     def body(self, message_id: str) -> dict[str, Any]:
         return {
@@ -105,15 +105,15 @@ class FakeMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class FakeEvents:
+class FakeAnthropicEvents:
     """A stream sent exactly as given, one server-sent event per mapping (its ``type`` names the event):
-    for what a `FakeMessage` does not describe, such as an ``error`` event in the middle of a stream."""
+    for what a `FakeAnthropicMessage` does not describe, such as an ``error`` event in the middle of a stream."""
 
     events: Sequence[Mapping[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
-class FakeError:
+class FakeAnthropicError:
     """An error answer: the HTTP ``status`` and the API's error ``type`` and ``message``, with extra
     ``headers`` (``{"retry-after": "7"}`` on a 429)."""
 
@@ -126,7 +126,7 @@ class FakeError:
         return {"type": "error", "error": {"type": self.type, "message": self.message}, "request_id": request_id}
 
 
-FakeReply = FakeMessage | FakeEvents | FakeError
+FakeReply = FakeAnthropicMessage | FakeAnthropicEvents | FakeAnthropicError
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +177,13 @@ class FakeAnthropic:
             reply = self._replies[position - 1] if position <= len(self._replies) else None
             serial = next(self._ids)
         if reply is None:
-            exhausted = FakeError(400, "invalid_request_error", f"FakeAnthropic's script has no reply {position}")
+            exhausted = FakeAnthropicError(
+                400, "invalid_request_error", f"FakeAnthropic's script has no reply {position}"
+            )
             return JSONResponse(exhausted.body(f"req_{serial}"), status_code=exhausted.status)
-        if isinstance(reply, FakeError):
+        if isinstance(reply, FakeAnthropicError):
             return JSONResponse(reply.body(f"req_{serial}"), status_code=reply.status, headers=dict(reply.headers))
-        if isinstance(reply, FakeEvents):
+        if isinstance(reply, FakeAnthropicEvents):
             return _event_stream(reply.events)
         if body.get("stream"):
             return _event_stream(reply.events(f"msg_{serial}"))
