@@ -310,11 +310,11 @@ class RedisToolCache:
         if self._background is None:
             raise RedisCacheError("RedisToolCache is used outside its `async with` block")
         turn = ListingTurn()
-        token = await self._lease_or_wait(key, within, turn)
+        lease_key = self._redis_key("lease", codec.encode_key(key))
+        token = await self._lease_or_wait(key, lease_key, within, turn)
         if token is None:
             yield turn  # answered by another replica, or Redis is not answering: list here, alone
             return
-        lease_key = self._redis_key("lease", codec.encode_key(key))
         listed = anyio.Event()
         async with BackgroundTasks() as renewals:
             renewals.start_soon(self._renew, lease_key, token, listed)
@@ -326,10 +326,9 @@ class RedisToolCache:
                 with anyio.CancelScope(shield=True):  # the others must hear how it went, even if we were cancelled
                     await self._release(key, lease_key, token, outcome, reason, final=turn.final)
 
-    async def _lease_or_wait(self, key: CacheKey, within: float, turn: ListingTurn) -> str | None:
+    async def _lease_or_wait(self, key: CacheKey, lease_key: str, within: float, turn: ListingTurn) -> str | None:
         """The lease's token when this replica is to list ``key``; None when another replica's listing
         answered (``turn.elsewhere``) or Redis is not answering (list without a lease)."""
-        lease_key = self._redis_key("lease", codec.encode_key(key))
         token = f"{self._origin}:{next(self._tokens)}"
         deadline = self._clock.now() + within
         waiter = Waiter()
